@@ -1,0 +1,40 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`. Each builds the virtual
+# environment it needs in .venv (Python >= 3.11 with venv and pip; no GPU, no Redis).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	touch $@
+
+## demo: label a synthetic outcome file the project generates itself, and show the oracle's frontier
+demo: $(VENV)/.core
+	mkdir -p out
+	$(BIN)/apportion example --out out/example.jsonl
+	$(BIN)/apportion frontier --outcomes out/example.jsonl --out out/frontier.jsonl
+	$(BIN)/apportion label --outcomes out/example.jsonl --budget 4 --out out/labels.jsonl
+
+## test: lint, type-check and run the test suite
+test: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+## bench: the solver benchmark; writes bench/results/solver.json
+bench: $(VENV)/.core
+	$(BIN)/python bench/solver.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

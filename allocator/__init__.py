@@ -1,0 +1,1 @@
+"""Allocation policies that imitate or approximate the oracle at serve time. Built in the learn-stage issue."""

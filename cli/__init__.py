@@ -1,0 +1,1 @@
+"""The command line, `apportion`: the edge where files are read and written."""

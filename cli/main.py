@@ -1,0 +1,163 @@
+"""`apportion`: one command line with subcommands; arguments are parsed here and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from cli import commands
+from cli.outcome_files import DataFileError
+from oracle.costs import COST_UNITS
+from oracle.curves import AGGREGATORS
+from oracle.errors import OracleInputError
+
+DEFAULT_ACTIONS = "1,2,4,8,16,32"
+
+_LABEL_EXAMPLES = """\
+examples:
+  apportion label --outcomes gsm8k.jsonl --budget 4 --out labels.jsonl
+  apportion label --outcomes math.jsonl.gz --actions 1,2,4,8 --budget 3 --aggregator best-of --out labels.jsonl
+  apportion label --outcomes runs.jsonl --cost tokens --budget 1500 --out labels.jsonl   # tokens per question
+
+Each line of --out is {"id", "action" (samples k), "expected_accuracy", "cost"}; the last line of stdout
+is a JSON summary with budget, lambda, avg_cost, accuracy and n.
+"""
+
+_FRONTIER_EXAMPLES = """\
+examples:
+  apportion frontier --outcomes gsm8k.jsonl
+  apportion frontier --outcomes gsm8k.jsonl --actions 1,2,4,8,16,32 --out frontier.jsonl
+
+The table compares, at each action's cost, giving every question that action (uniform) with the oracle's
+allocation at the same mean cost. --out receives every vertex of the frontier as {"avg_cost", "accuracy",
+"lambda"}.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line naming what is wrong, instead of argparse's usage dump."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (DataFileError, OracleInputError) as exc:
+        print(f"apportion {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("apportion: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="apportion",
+        description="Decide how many samples each LLM query deserves under a compute budget.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    example = sub.add_parser(
+        "example",
+        help="write a synthetic outcome file to try the other commands on",
+        description="Write a synthetic outcome file (documented in oracle/synthetic.py): same seed, same file.",
+    )
+    example.add_argument("--out", required=True, help="where to write the outcome file (.jsonl)")
+    example.add_argument("--questions", type=_positive_int, default=400, help="number of questions (400)")
+    example.add_argument("--samples", type=_positive_int, default=32, help="samples per question (32)")
+    example.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    example.set_defaults(run=commands.example)
+
+    common = _Parser(add_help=False)
+    common.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    common.add_argument(
+        "--actions",
+        type=_actions,
+        default=_actions(DEFAULT_ACTIONS),
+        metavar="K,K,...",
+        help=f"the sample counts to choose from ({DEFAULT_ACTIONS})",
+    )
+    common.add_argument(
+        "--aggregator",
+        choices=AGGREGATORS,
+        default="majority",
+        help="how k samples become one answer: majority vote, best-of by score, or pass@k (majority)",
+    )
+    common.add_argument(
+        "--cost",
+        choices=COST_UNITS,
+        default="samples",
+        help="cost of an action: k samples, or k times the question's mean tokens per sample (samples)",
+    )
+    common.add_argument(
+        "--draws",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="estimate majority vote from N random orders of the samples instead of exactly",
+    )
+    common.add_argument("--seed", type=int, default=0, help="seed for --draws (0)")
+
+    label = sub.add_parser(
+        "label",
+        parents=[common],
+        help="label each question with the oracle's sample count at a budget",
+        description="Solve the oracle at a mean-cost budget and write one label per question.",
+        epilog=_LABEL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    label.add_argument("--budget", type=_finite_float, required=True, help="mean cost per question allowed")
+    label.add_argument("--out", required=True, metavar="FILE", help="where to write the labels (.jsonl)")
+    label.set_defaults(run=commands.label)
+
+    front = sub.add_parser(
+        "frontier",
+        parents=[common],
+        help="the oracle's whole accuracy-vs-cost curve",
+        description="Compute the oracle's accuracy at every mean cost, against uniform allocation.",
+        epilog=_FRONTIER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    front.add_argument("--out", metavar="FILE", help="also write every frontier vertex here (.jsonl)")
+    front.set_defaults(run=commands.frontier)
+    return parser
+
+
+def _actions(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sample counts") from None
+    if any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise argparse.ArgumentTypeError(f"{text!r}: sample counts must be distinct and at least 1")
+    return ks
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

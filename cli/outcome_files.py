@@ -1,0 +1,117 @@
+"""Reading and writing files at the edge: outcome files (JSONL or gzip), streamed and validated line by line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, cast
+
+from oracle.outcomes import OutcomeLineError, Question, parse_outcome_line
+
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one question with its samples; anything larger is surely not a record
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DataFileError(Exception):
+    """A problem with an input or output file, worded for the user: `path:line: field: message`."""
+
+
+def read_outcomes(path: Path, progress: Callable[[int], object] | None = None) -> Iterator[Question]:
+    """Yield the questions of a `.jsonl` or gzip-compressed outcome file, one at a time.
+
+    Blank lines are skipped; a bad line, a duplicate id or an unreadable file raise `DataFileError`.
+    `progress` is called with the number of (compressed) bytes consumed since its last call.
+    """
+    first_seen: dict[str, int] = {}
+    with _open_binary(path) as (stream, raw):
+        position = 0
+        for number, line in enumerate(_lines(stream, path), start=1):
+            if progress is not None:
+                now = raw.tell()
+                progress(now - position)
+                position = now
+            if not line.strip():
+                continue
+            try:
+                question = parse_outcome_line(line)
+            except OutcomeLineError as exc:
+                raise DataFileError(f"{path}:{number}: {exc}") from None
+            if question.id in first_seen:
+                earlier = first_seen[question.id]
+                raise DataFileError(f"{path}:{number}: id: {question.id!r} already appears on line {earlier}")
+            first_seen[question.id] = number
+            yield question
+
+
+@contextmanager
+def _open_binary(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done streaming
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataFileError(f"{path}: is a directory, not an outcome file") from None
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    with raw:
+        if raw.read(2) == _GZIP_MAGIC:
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) as unzipped:
+                yield cast(IO[bytes], unzipped), raw
+        else:
+            raw.seek(0)
+            yield raw, raw
+
+
+def _lines(stream: IO[bytes], path: Path) -> Iterator[bytes]:
+    """Lines of at most MAX_LINE_BYTES, so that one runaway line cannot exhaust memory."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            line = stream.readline(MAX_LINE_BYTES + 1)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DataFileError(f"{path}:{number}: the compressed data is damaged ({exc})") from None
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES:
+            raise DataFileError(f"{path}:{number}: line is longer than {MAX_LINE_BYTES // 2**20} MiB")
+        yield line
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[IO[str]]:
+    """Write a text file that appears whole or not at all: a failure leaves any previous file untouched."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise DataFileError(f"{path}: the directory {directory} does not exist")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be written ({exc.strerror})") from None
+    try:
+        with open(handle, "w", encoding="utf-8", newline="\n") as out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; give it an ordinary file's mode
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as JSON lines, atomically; returns how many were written."""
+    count = 0
+    with atomic_output(path) as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,223 @@
+"""Accuracy curves: each question's expected correctness p_i(k) when k of its recorded samples are aggregated.
+
+A k-sample draw is a uniformly random k-subset of the m recorded samples (without replacement). Averaging an
+aggregator over every k-subset of m i.i.d. samples is a U-statistic, so p_i(k) is an unbiased estimate of the
+accuracy the model would reach with k fresh samples.
+
+When k exceeds m no unbiased estimate exists. Such a question's curve is held flat from m on: p_i(k) = p_i(m),
+"more samples than were recorded buy nothing we can vouch for". An oracle then never pays for them. A question
+with no samples has p_i(k) = 0 for every k.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import comb
+
+from oracle.errors import OracleInputError
+from oracle.outcomes import Question
+from oracle.votes import VoteGroups, count_tokens
+
+Aggregator = Literal["majority", "best-of", "pass"]
+AGGREGATORS: tuple[Aggregator, ...] = ("majority", "best-of", "pass")
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Per-question accuracy curves over the actions `ks`, with what the cost models need alongside."""
+
+    ids: list[str]
+    ks: tuple[int, ...]
+    acc: NDArray[np.float64]
+    """(n, K) expected correctness of each question under each action."""
+    stderr: NDArray[np.float64]
+    """(n, K) standard error of `acc`: zero when exact, the Monte-Carlo error when subsampled."""
+    recorded: NDArray[np.int64]
+    """(n,) number of samples recorded for each question."""
+    tokens: NDArray[np.float64]
+    """(n,) mean tokens per sample text (NaN where no sample has a text)."""
+
+
+def accuracy_curves(
+    questions: Iterable[Question],
+    ks: Sequence[int],
+    aggregator: Aggregator = "majority",
+    *,
+    draws: int | None = None,
+    seed: int = 0,
+) -> Curves:
+    """Streams `questions` once and returns their curves; `draws` switches majority vote to subsampling."""
+    ks = _check_ks(ks)
+    if aggregator not in AGGREGATORS:
+        raise OracleInputError(f"unknown aggregator {aggregator!r}: choose from {', '.join(AGGREGATORS)}")
+    if draws is not None and (aggregator != "majority" or draws < 2):
+        raise OracleInputError("draws applies to majority vote only and must be at least 2")
+    ids: list[str] = []
+    rows: list[NDArray[np.float64]] = []
+    errors: list[NDArray[np.float64]] = []
+    recorded: list[int] = []
+    tokens: list[float] = []
+    for question in questions:
+        ids.append(question.id)
+        recorded.append(len(question.samples))
+        tokens.append(count_tokens(question))
+        if aggregator == "best-of":
+            rows.append(best_of_curve(question, ks))
+        elif aggregator == "pass":
+            rows.append(pass_curve(question, ks))
+        elif draws is None:
+            rows.append(majority_curve(question, ks))
+        else:
+            rng = np.random.default_rng([seed, zlib.crc32(question.id.encode())])
+            mean, error = majority_curve_sampled(question, ks, draws, rng)
+            rows.append(mean)
+            errors.append(error)
+    width = len(ks)
+    acc = np.array(rows, dtype=np.float64).reshape(-1, width)
+    stderr = np.array(errors, dtype=np.float64).reshape(-1, width) if errors else np.zeros_like(acc)
+    return Curves(
+        ids=ids,
+        ks=ks,
+        acc=acc,
+        stderr=stderr,
+        recorded=np.array(recorded, dtype=np.int64),
+        tokens=np.array(tokens, dtype=np.float64),
+    )
+
+
+def majority_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
+    """Exact expected majority-vote correctness for each k (ties uniformly at random; no votes is wrong)."""
+    groups = VoteGroups.of(question)
+    ks = _check_ks(ks)
+    out = np.zeros(len(ks))
+    if groups.total == 0:
+        return out
+    held = np.minimum(ks, groups.total)
+    kmax = int(held.max())
+    for g in np.flatnonzero(groups.correct).tolist():
+        out += _win_probability(groups.counts, g, groups.nulls, held, kmax)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _win_probability(
+    counts: NDArray[np.int64], g: int, nulls: int, ks: NDArray[np.int64], kmax: int
+) -> NDArray[np.float64]:
+    """P(group g wins the vote | k-subset) for each k, by counting subsets with generating polynomials.
+
+    For g drawn j times, every other group must be drawn fewer than j times, or exactly j times (a tie among
+    t + 1 groups, won with probability 1/(t + 1)). A[j, s, t] counts the ways the other groups and the null
+    answers fill s places with t of them tied at j; it is built one group at a time, for every j at once.
+    All terms are non-negative counts, so float64 keeps them exact up to 2**53 and accurate beyond.
+    """
+    total = int(counts.sum()) + nulls
+    cg = int(counts[g])
+    jmax = min(cg, kmax)
+    if jmax == 0:
+        return np.zeros(len(ks))
+    others = np.delete(counts, g)
+    places = kmax  # s runs over 0 .. kmax - 1: the other groups fill k - j <= kmax - 1 places
+    ties = min(len(others), kmax - 1) + 1
+    j = np.arange(1, jmax + 1)
+    a = np.zeros((jmax, places, ties))
+    a[:, :, 0] = comb(nulls, np.arange(places))
+    s = np.arange(places)
+    for c in others.tolist():
+        new = np.zeros_like(a)
+        for y in range(min(c, places - 1) + 1):
+            below = (y < j) * comb(c, y)
+            if y == 0:
+                new += below[:, None, None] * a
+            else:
+                new[:, y:, :] += below[:, None, None] * a[:, :-y, :]
+        # The tie term: group c drawn exactly j times, shifting s by j and t by one.
+        src = s[None, :] - j[:, None]
+        valid = (src >= 0) & (j[:, None] <= c)
+        tied = np.where(valid[:, :, None], a[j[:, None] - 1, np.maximum(src, 0), :-1], 0.0)
+        new[:, :, 1:] += comb(c, j)[:, None, None] * tied
+        a = new
+    weights = 1.0 / np.arange(1, ties + 1)
+    by_fill = a @ weights  # (jmax, places): ways, each weighted by its chance of winning the tie
+    ways_g = comb(cg, j)
+    out = np.zeros(len(ks))
+    for index, k in enumerate(ks.tolist()):
+        usable = j[j <= k]
+        ways = float(np.sum(ways_g[: len(usable)] * by_fill[usable - 1, k - usable]))
+        out[index] = ways / comb(total, k)
+    if not np.all(np.isfinite(out)):
+        raise OracleInputError("exact majority vote overflows at this many samples: use subsampling (draws)")
+    return out
+
+
+def majority_curve_sampled(
+    question: Question, ks: Sequence[int], draws: int, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Majority-vote correctness for each k from `draws` random orders of the samples, with standard errors.
+
+    Each draw is a random permutation; its first k samples are a uniform k-subset for every k at once.
+    """
+    groups = VoteGroups.of(question)
+    ks = _check_ks(ks)
+    if groups.total == 0:
+        return np.zeros(len(ks)), np.zeros(len(ks))
+    labels = groups.labels()  # per sample: its group's index, or -1 for no answer
+    order = np.argsort(rng.random((draws, groups.total)), axis=1)
+    drawn = labels[order]
+    onehot = (drawn[:, :, None] == np.arange(len(groups.counts))[None, None, :]).astype(np.int64)
+    running = np.cumsum(onehot, axis=1)  # (draws, m, groups): votes after each drawn sample
+    held = np.minimum(ks, groups.total)
+    votes = running[:, held - 1, :]  # (draws, K, groups)
+    jitter = rng.random(votes.shape)  # breaks ties uniformly; never reorders distinct counts
+    winner = np.argmax(votes + jitter, axis=2)
+    has_vote = votes.max(axis=2) > 0
+    hits = (groups.correct[winner] & has_vote).astype(np.float64)
+    return hits.mean(axis=0), hits.std(axis=0, ddof=1) / np.sqrt(draws)
+
+
+def best_of_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
+    """Exact expected correctness of the highest-`score` sample among k (equal scores: uniform pick)."""
+    ks = _check_ks(ks)
+    m = len(question.samples)
+    if m == 0:
+        return np.zeros(len(ks))
+    if any(sample.score is None for sample in question.samples):
+        raise OracleInputError(f"question {question.id}: best-of needs a score on every sample")
+    scores = np.array([sample.score for sample in question.samples], dtype=np.float64)
+    correct = np.array([sample.correct and sample.answer is not None for sample in question.samples])
+    levels, inverse = np.unique(-scores, return_inverse=True)  # best score first
+    size = np.bincount(inverse, minlength=len(levels))
+    hits = np.bincount(inverse, weights=correct, minlength=len(levels))
+    above = np.concatenate(([0], np.cumsum(size)[:-1]))
+    out = np.zeros(len(ks))
+    for index, k in enumerate(np.minimum(ks, m)):
+        # P(the best drawn score is this level) = P(nothing above) - P(nothing above and nothing at it).
+        p_level = (comb(m - above, k) - comb(m - above - size, k)) / comb(m, k)
+        out[index] = float(np.sum(p_level * hits / size))
+    return out
+
+
+def pass_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
+    """pass@k, the unbiased estimator of Chen et al. (2021): 1 - C(m - c, k) / C(m, k)."""
+    ks = _check_ks(ks)
+    m = len(question.samples)
+    if m == 0:
+        return np.zeros(len(ks))
+    c = sum(sample.correct and sample.answer is not None for sample in question.samples)
+    held = np.minimum(ks, m)
+    return np.asarray(1.0 - comb(m - c, held) / comb(m, held), dtype=np.float64)
+
+
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(int(k) for k in ks)
+    if not out:
+        raise OracleInputError("at least one action is needed")
+    if any(k < 1 for k in out):
+        raise OracleInputError(f"actions are sample counts and must be at least 1, got {list(out)}")
+    if len(set(out)) != len(out):
+        raise OracleInputError(f"actions must be distinct, got {list(out)}")
+    return out

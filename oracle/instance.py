@@ -1,0 +1,93 @@
+"""A validated allocation problem: accuracies and costs with each question's actions sorted by cost.
+
+Sorting once lets every later argmax break ties toward the cheaper action just by taking the first maximum,
+which is what makes the oracle's choices deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from oracle.errors import OracleInputError
+
+Index = NDArray[np.intp] | slice
+
+
+@dataclass(frozen=True)
+class Instance:
+    acc: NDArray[np.float64]
+    """(n, K) accuracies, columns in increasing cost (per row when costs are per question)."""
+    cost: NDArray[np.float64]
+    """(K,) shared costs or (n, K) per-question costs, sorted like `acc`."""
+    order: NDArray[np.intp] | None
+    """Sorted column -> original column: (K,) or (n, K); None when the input was already sorted."""
+
+    @property
+    def n(self) -> int:
+        return int(self.acc.shape[0])
+
+    def cost_rows(self, rows: Index) -> NDArray[np.float64]:
+        """Costs of the given rows, broadcastable against `acc[rows]`."""
+        return self.cost[rows] if self.cost.ndim == 2 else self.cost
+
+    def cost_of(self, rows: Index, columns: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The cost of one sorted column per row."""
+        if self.cost.ndim == 2:
+            return np.take_along_axis(self.cost[rows], columns[:, None], axis=1)[:, 0]
+        return np.asarray(self.cost[columns], dtype=np.float64)
+
+    def acc_of(self, rows: Index, columns: NDArray[np.intp]) -> NDArray[np.float64]:
+        return np.take_along_axis(self.acc[rows], columns[:, None], axis=1)[:, 0]
+
+    def subset(self, rows: NDArray[np.intp]) -> Instance:
+        return Instance(self.acc[rows], self.cost[rows] if self.cost.ndim == 2 else self.cost, None)
+
+    def cheapest_best(self) -> NDArray[np.intp]:
+        """Each question's most accurate action among its cheapest ones: the choice at a very high λ."""
+        cost = self.cost_rows(slice(None))
+        if cost.ndim == 1 and (cost.size == 1 or cost[1] > cost[0]):
+            return np.zeros(self.n, dtype=np.intp)
+        cheapest = np.broadcast_to(cost == cost[..., :1], self.acc.shape)
+        return np.asarray(np.argmax(np.where(cheapest, self.acc, -np.inf), axis=1), dtype=np.intp)
+
+    def smallest_step(self) -> float:
+        """The smallest positive difference between two actions' costs within a question (inf if none)."""
+        steps = np.diff(self.cost, axis=-1)
+        positive = steps[steps > 0]
+        return float(positive.min()) if positive.size else float("inf")
+
+    def original(self, columns: NDArray[np.intp]) -> NDArray[np.intp]:
+        """Map sorted columns (one per row, all rows) back to the caller's column indices."""
+        if self.order is None:
+            return columns
+        if self.order.ndim == 1:
+            return self.order[columns]
+        return np.take_along_axis(self.order, columns[:, None], axis=1)[:, 0]
+
+
+def make_instance(acc: ArrayLike, cost: ArrayLike) -> Instance:
+    """Validate shapes and values; raise OracleInputError with a message a user can act on."""
+    acc = np.asarray(acc, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    if acc.ndim != 2 or acc.shape[1] == 0:
+        raise OracleInputError(f"accuracies must have shape (questions, actions), got {acc.shape}")
+    if acc.shape[0] == 0:
+        raise OracleInputError("there are no questions")
+    if cost.shape not in {(acc.shape[1],), acc.shape}:
+        raise OracleInputError(f"costs must have shape {(acc.shape[1],)} or {acc.shape}, got {cost.shape}")
+    if not np.all(np.isfinite(acc)):
+        raise OracleInputError("accuracies must be finite numbers")
+    if not np.all(np.isfinite(cost)) or np.any(cost <= 0):
+        raise OracleInputError("costs must be finite and positive")
+    if cost.ndim == 1:
+        if np.all(np.diff(cost) >= 0):
+            return Instance(acc, cost, None)
+        order = np.argsort(cost, kind="stable")
+        return Instance(acc[:, order], cost[order], order)
+    if np.all(np.diff(cost, axis=1) >= 0):
+        return Instance(acc, cost, None)
+    order = np.argsort(cost, axis=1, kind="stable")
+    return Instance(np.take_along_axis(acc, order, 1), np.take_along_axis(cost, order, 1), order)

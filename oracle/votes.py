@@ -1,0 +1,63 @@
+"""A question's samples reduced to what voting needs: how many samples gave each distinct answer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oracle.outcomes import Question
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class VoteGroups:
+    """Distinct answers in order of first appearance, their sample counts, and whether each is correct."""
+
+    answers: tuple[str, ...]
+    counts: NDArray[np.int64]
+    correct: NDArray[np.bool_]
+    nulls: int
+    sample_group: tuple[int, ...]
+    """For each sample in recorded order: the index of its answer group, or -1 when it gave no answer."""
+
+    @property
+    def total(self) -> int:
+        return len(self.sample_group)
+
+    @classmethod
+    def of(cls, question: Question) -> VoteGroups:
+        index: dict[str, int] = {}
+        correct: list[bool] = []
+        sample_group: list[int] = []
+        for sample in question.samples:
+            if sample.answer is None:
+                sample_group.append(-1)
+                continue
+            if sample.answer not in index:
+                index[sample.answer] = len(index)
+                correct.append(sample.correct)
+            sample_group.append(index[sample.answer])
+        labels = np.array(sample_group, dtype=np.int64)
+        return cls(
+            answers=tuple(index),
+            counts=np.bincount(labels[labels >= 0], minlength=len(index)).astype(np.int64),
+            correct=np.array(correct, dtype=np.bool_),
+            nulls=int(np.sum(labels < 0)),
+            sample_group=tuple(sample_group),
+        )
+
+    def labels(self) -> NDArray[np.int64]:
+        return np.array(self.sample_group, dtype=np.int64)
+
+
+def count_tokens(question: Question) -> float:
+    """Mean tokens per sample text, approximated as words plus punctuation marks (NaN when no sample has text).
+
+    A BPE tokenizer gives a different count, but per-question cost ratios, which the oracle acts on, stay close.
+    """
+    lengths = [len(_TOKEN.findall(sample.text)) for sample in question.samples if sample.text is not None]
+    return float(np.mean(lengths)) if lengths else float("nan")
