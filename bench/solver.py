@@ -80,7 +80,8 @@ def main() -> None:
         row = report[name]
         print(f"  {name:<9} first {row['first_s']:.3f} s   median {row['median_s']:.3f} s")
     print(f"  solve = {report['solve_vs_argmax']:.1f} argmax passes, frontier = {report['frontier_vs_argmax']:.1f}")
-    print(f"  solve accuracy {solution.accuracy:.6f} at mean cost {solution.avg_cost:.4f}; LP bound {solution.upper_bound:.6f}")
+    print(f"  solve accuracy {solution.accuracy:.6f} at mean cost {solution.avg_cost:.4f}", end="; ")
+    print(f"LP bound {solution.upper_bound:.6f}")
     print(f"wrote {args.out}")
 
 
