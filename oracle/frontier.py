@@ -83,13 +83,35 @@ def _running_mean(steps: NDArray[np.float64], order: NDArray[np.intp], base: flo
 def _hull_segments(inst: Instance, span: slice, start: NDArray[np.intp], room: NDArray[np.float64], filled: int) -> int:
     """Append the rising segments of the upper concave hulls of the questions in `span` to `room` (rows:
     gain, cost, slope) after its first `filled` columns; return the new fill.
-
-    For every action i, the next hull vertex is the dearer action j of steepest rising slope, the farthest
-    on ties, so collinear points merge into one segment and slopes strictly decrease along each hull.
     """
     acc = np.ascontiguousarray(inst.acc[span].T)  # (K, m): one action's accuracies are contiguous
     shared = inst.cost.ndim == 1
     cost = inst.cost[:, None] if shared else np.ascontiguousarray(inst.cost[span].T)
+    following, steepest = _next_vertices(acc, cost)
+    columns = np.arange(acc.shape[1])
+    here = start.copy()
+    for _ in range(acc.shape[0] - 1):
+        nxt = following[here, columns]
+        moving = np.flatnonzero(nxt != here)
+        if moving.size == 0:
+            break
+        src, dst = here[moving], nxt[moving]
+        end = filled + moving.size
+        room[0, filled:end] = acc[dst, moving] - acc[src, moving]
+        room[1, filled:end] = cost[dst, 0] - cost[src, 0] if shared else cost[dst, moving] - cost[src, moving]
+        room[2, filled:end] = steepest[src, moving]
+        filled = end
+        here[moving] = dst
+    return filled
+
+
+def _next_vertices(acc: NDArray[np.float64], cost: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """For each action i (rows of `acc`, questions in columns): the next hull vertex and the slope to it.
+
+    The next vertex is the dearer action of steepest rising slope, the farthest on ties, so collinear points
+    merge into one segment and slopes strictly decrease along each hull. An action with no rising slope
+    after it points to itself. `cost` is (K, 1) when shared, else (K, m).
+    """
     actions, m = acc.shape
     following = np.empty((actions, m), dtype=np.intp)
     # Only a positive slope counts, and >= lets the farther action win ties: start from the least positive.
@@ -100,31 +122,15 @@ def _hull_segments(inst: Instance, span: slice, start: NDArray[np.intp], room: N
         following[i] = i
         for j in range(i + 1, actions):
             np.subtract(acc[j], acc[i], out=slope)
-            if shared:
-                price = float(cost[j, 0] - cost[i, 0])
-                if price <= 0:
+            step = cost[j] - cost[i]
+            if step.size == 1:
+                if step[0] <= 0:
                     continue
-                slope /= price
+                slope /= step[0]
             else:
-                prices = cost[j] - cost[i]
-                np.divide(slope, prices, out=slope, where=prices > 0)
-                np.copyto(slope, -np.inf, where=prices <= 0)
+                np.divide(slope, step, out=slope, where=step > 0)
+                np.copyto(slope, -np.inf, where=step <= 0)
             np.greater_equal(slope, steepest[i], out=better)
             np.copyto(steepest[i], slope, where=better)
             np.copyto(following[i], j, where=better)
-    columns = np.arange(m)
-    here = start.copy()
-    for _ in range(actions - 1):
-        nxt = following[here, columns]
-        moving = np.flatnonzero(nxt != here)
-        if moving.size == 0:
-            break
-        src, dst = here[moving], nxt[moving]
-        price = cost[dst, 0] - cost[src, 0] if shared else cost[dst, moving] - cost[src, moving]
-        end = filled + moving.size
-        room[0, filled:end] = acc[dst, moving] - acc[src, moving]
-        room[1, filled:end] = price
-        room[2, filled:end] = steepest[src, moving]
-        filled = end
-        here[moving] = dst
-    return filled
+    return following, steepest
