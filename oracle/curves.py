@@ -11,6 +11,7 @@ with no samples has p_i(k) = 0 for every k.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import comb
 
 from oracle.errors import OracleInputError
 from oracle.outcomes import Question
@@ -59,36 +59,48 @@ def accuracy_curves(
     if draws is not None and (aggregator != "majority" or draws < 2):
         raise OracleInputError("draws applies to majority vote only and must be at least 2")
     ids: list[str] = []
-    rows: list[NDArray[np.float64]] = []
-    errors: list[NDArray[np.float64]] = []
-    recorded: list[int] = []
-    tokens: list[float] = []
+    table = _Table(2 * len(ks) + 2)  # per question: curve, its standard errors, samples recorded, tokens
     for question in questions:
         ids.append(question.id)
-        recorded.append(len(question.samples))
-        tokens.append(count_tokens(question))
+        error = np.zeros(len(ks))
         if aggregator == "best-of":
-            rows.append(best_of_curve(question, ks))
+            curve = best_of_curve(question, ks)
         elif aggregator == "pass":
-            rows.append(pass_curve(question, ks))
+            curve = pass_curve(question, ks)
         elif draws is None:
-            rows.append(majority_curve(question, ks))
+            curve = majority_curve(question, ks)
         else:
             rng = np.random.default_rng([seed, zlib.crc32(question.id.encode())])
-            mean, error = majority_curve_sampled(question, ks, draws, rng)
-            rows.append(mean)
-            errors.append(error)
-    width = len(ks)
-    acc = np.array(rows, dtype=np.float64).reshape(-1, width)
-    stderr = np.array(errors, dtype=np.float64).reshape(-1, width) if errors else np.zeros_like(acc)
+            curve, error = majority_curve_sampled(question, ks, draws, rng)
+        table.append(curve, error, len(question.samples), count_tokens(question))
+    rows, width = table.rows(), len(ks)
     return Curves(
         ids=ids,
         ks=ks,
-        acc=acc,
-        stderr=stderr,
-        recorded=np.array(recorded, dtype=np.int64),
-        tokens=np.array(tokens, dtype=np.float64),
+        acc=rows[:, :width].copy(),
+        stderr=rows[:, width : 2 * width].copy(),
+        recorded=rows[:, -2].astype(np.int64),
+        tokens=rows[:, -1].copy(),
     )
+
+
+class _Table:
+    """Rows of floats appended one at a time into a buffer that doubles: memory stays near n × width."""
+
+    def __init__(self, width: int) -> None:
+        self._data = np.empty((1024, width))
+        self._size = 0
+
+    def append(self, *parts: NDArray[np.float64] | float) -> None:
+        if self._size == self._data.shape[0]:
+            grown = np.empty((2 * self._size, self._data.shape[1]))
+            grown[: self._size] = self._data
+            self._data = grown
+        self._data[self._size] = np.hstack(parts)
+        self._size += 1
+
+    def rows(self) -> NDArray[np.float64]:
+        return self._data[: self._size]
 
 
 def majority_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
@@ -99,6 +111,10 @@ def majority_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]
     if groups.total == 0:
         return out
     held = np.minimum(ks, groups.total)
+    binomial = _pascal(groups.total)
+    if groups.counts.size == 1:  # unanimous: right unless every drawn sample gave no answer
+        none_answered = binomial[groups.nulls, held] / binomial[groups.total, held]
+        return np.asarray(float(groups.correct[0]) * (1.0 - none_answered), dtype=np.float64)
     kmax = int(held.max())
     for g in np.flatnonzero(groups.correct).tolist():
         out += _win_probability(groups.counts, g, groups.nulls, held, kmax)
@@ -125,12 +141,13 @@ def _win_probability(
     ties = min(len(others), kmax - 1) + 1
     j = np.arange(1, jmax + 1)
     a = np.zeros((jmax, places, ties))
-    a[:, :, 0] = comb(nulls, np.arange(places))
+    binomial = _pascal(total)
+    a[:, :, 0] = binomial[nulls, :places]
     s = np.arange(places)
     for c in others.tolist():
         new = np.zeros_like(a)
         for y in range(min(c, places - 1) + 1):
-            below = (y < j) * comb(c, y)
+            below = (y < j) * binomial[c, y]
             if y == 0:
                 new += below[:, None, None] * a
             else:
@@ -139,16 +156,16 @@ def _win_probability(
         src = s[None, :] - j[:, None]
         valid = (src >= 0) & (j[:, None] <= c)
         tied = np.where(valid[:, :, None], a[j[:, None] - 1, np.maximum(src, 0), :-1], 0.0)
-        new[:, :, 1:] += comb(c, j)[:, None, None] * tied
+        new[:, :, 1:] += binomial[c, j][:, None, None] * tied
         a = new
     weights = 1.0 / np.arange(1, ties + 1)
     by_fill = a @ weights  # (jmax, places): ways, each weighted by its chance of winning the tie
-    ways_g = comb(cg, j)
+    ways_g = binomial[cg, j]
     out = np.zeros(len(ks))
     for index, k in enumerate(ks.tolist()):
         usable = j[j <= k]
         ways = float(np.sum(ways_g[: len(usable)] * by_fill[usable - 1, k - usable]))
-        out[index] = ways / comb(total, k)
+        out[index] = ways / binomial[total, k]
     if not np.all(np.isfinite(out)):
         raise OracleInputError("exact majority vote overflows at this many samples: use subsampling (draws)")
     return out
@@ -194,9 +211,10 @@ def best_of_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
     hits = np.bincount(inverse, weights=correct, minlength=len(levels))
     above = np.concatenate(([0], np.cumsum(size)[:-1]))
     out = np.zeros(len(ks))
-    for index, k in enumerate(np.minimum(ks, m)):
+    binomial = _pascal(m)
+    for index, k in enumerate(np.minimum(ks, m).tolist()):
         # P(the best drawn score is this level) = P(nothing above) - P(nothing above and nothing at it).
-        p_level = (comb(m - above, k) - comb(m - above - size, k)) / comb(m, k)
+        p_level = (binomial[m - above, k] - binomial[m - above - size, k]) / binomial[m, k]
         out[index] = float(np.sum(p_level * hits / size))
     return out
 
@@ -209,7 +227,23 @@ def pass_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:
         return np.zeros(len(ks))
     c = sum(sample.correct and sample.answer is not None for sample in question.samples)
     held = np.minimum(ks, m)
-    return np.asarray(1.0 - comb(m - c, held) / comb(m, held), dtype=np.float64)
+    binomial = _pascal(m)
+    return np.asarray(1.0 - binomial[m - c, held] / binomial[m, held], dtype=np.float64)
+
+
+def _pascal(size: int) -> NDArray[np.float64]:
+    """C(n, k) for 0 <= n, k <= size at least (zero where k > n); read-only and shared."""
+    return _pascal_table(1 << max(size, 1).bit_length())  # powers of two: a handful of tables serve all
+
+
+@functools.lru_cache(maxsize=16)
+def _pascal_table(size: int) -> NDArray[np.float64]:
+    table = np.zeros((size + 1, size + 1))
+    table[:, 0] = 1.0
+    for n in range(1, size + 1):
+        table[n, 1:] = table[n - 1, 1:] + table[n - 1, :-1]
+    table.flags.writeable = False
+    return table
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
