@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 from cli import commands
 from cli.outcome_files import DataFileError
@@ -15,6 +15,7 @@ from oracle.curves import AGGREGATORS
 from oracle.errors import OracleInputError
 
 DEFAULT_ACTIONS = "1,2,4,8,16,32"
+T = TypeVar("T")
 
 _LABEL_EXAMPLES = """\
 examples:
@@ -139,24 +140,23 @@ def _actions(text: str) -> tuple[int, ...]:
     return ks
 
 
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
-    return value
+def _number(convert: Callable[[str], T], kind: str, accept: Callable[[T], bool], rule: str) -> Callable[[str], T]:
+    """An argparse type: `convert`, then `accept`, with one-line messages naming the offending text."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+_finite_float = _number(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a positive, finite number")
+_positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
 
 
 if __name__ == "__main__":

@@ -49,49 +49,23 @@ def test_acceptance_on_recorded_llama_samples(capsys: pytest.CaptureFixture[str]
     assert summary["uniform_accuracy"] == pytest.approx(0.36, abs=0.005)
 
 
-def test_every_aggregator_and_cost_unit_runs(
-    capsys: pytest.CaptureFixture[str], example_file: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("extra", "key", "check"),
+    [
+        (["--aggregator", "majority"], "aggregator", lambda v: v == "majority"),
+        (["--aggregator", "best-of"], "aggregator", lambda v: v == "best-of"),
+        (["--aggregator", "pass"], "aggregator", lambda v: v == "pass"),
+        (["--cost", "tokens", "--budget", "60"], "avg_cost", lambda v: v <= 60),
+        (["--draws", "64"], "accuracy_stderr", lambda v: v > 0),
+    ],
+)
+def test_every_aggregator_and_cost_unit_runs(  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str], example_file: Path, tmp_path: Path, extra: list[str], key: str, check
 ) -> None:
-    for aggregator in ("majority", "best-of", "pass"):
-        code, stdout, _ = run(
-            capsys,
-            "label",
-            "--outcomes",
-            str(example_file),
-            "--budget",
-            "4",
-            "--aggregator",
-            aggregator,
-            "--out",
-            str(tmp_path / "l.jsonl"),
-        )
-        assert code == 0 and json.loads(stdout.splitlines()[-1])["aggregator"] == aggregator
-    code, stdout, _ = run(
-        capsys,
-        "label",
-        "--outcomes",
-        str(example_file),
-        "--budget",
-        "60",
-        "--cost",
-        "tokens",
-        "--out",
-        str(tmp_path / "l.jsonl"),
-    )
-    assert code == 0 and json.loads(stdout.splitlines()[-1])["avg_cost"] <= 60
-    code, stdout, _ = run(
-        capsys,
-        "label",
-        "--outcomes",
-        str(example_file),
-        "--budget",
-        "4",
-        "--draws",
-        "64",
-        "--out",
-        str(tmp_path / "l.jsonl"),
-    )
-    assert code == 0 and json.loads(stdout.splitlines()[-1])["accuracy_stderr"] > 0
+    argv = ["label", "--outcomes", str(example_file), "--budget", "4", "--out", str(tmp_path / "l.jsonl"), *extra]
+    code, stdout, _ = run(capsys, *argv)  # a repeated option: the last one counts
+    assert code == 0
+    assert check(json.loads(stdout.splitlines()[-1])[key])
 
 
 def test_frontier_prints_the_table_and_writes_every_vertex(
