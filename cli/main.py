@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
-from cli import commands
+from allocator.registry import DEFAULT_POLICY, POLICIES
+from cli import commands, learn
 from cli.outcome_files import DataFileError
 from oracle.costs import COST_UNITS
 from oracle.curves import AGGREGATORS
@@ -35,6 +36,23 @@ examples:
 The table compares, at each action's cost, giving every question that action (uniform) with the oracle's
 allocation at the same mean cost. --out receives every vertex of the frontier as {"avg_cost", "accuracy",
 "lambda"}.
+"""
+
+
+_TRAIN_EXAMPLES = """\
+examples:
+  apportion train --outcomes gsm8k.jsonl --budget 4 --out models/gsm8k-b4
+  apportion train --outcomes gsm8k.jsonl --budget 4 --policy plugin --out models/gsm8k-plugin
+
+Policies: uniform, heuristic (longer questions get more), imitation-lr and imitation-gbt (a classifier of
+the oracle's labels), plugin (predicted accuracy curves; its budget can change later), adaptive (samples in
+rounds and stops when the answers agree; the default).
+"""
+
+_EVALUATE_EXAMPLES = """\
+examples:
+  apportion evaluate --outcomes gsm8k.jsonl --budgets 2,4,8 --out reports/gsm8k
+  apportion evaluate --outcomes held-out.jsonl --model models/gsm8k-b4 --out reports/held-out
 """
 
 
@@ -127,6 +145,54 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     front.add_argument("--out", metavar="FILE", help="also write every frontier vertex here (.jsonl)")
     front.set_defaults(run=commands.frontier)
+
+    learning = _Parser(add_help=False)
+    learning.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    learning.add_argument(
+        "--actions",
+        type=_actions,
+        default=_actions(DEFAULT_ACTIONS),
+        metavar="K,K,...",
+        help=f"the sample counts to choose from ({DEFAULT_ACTIONS})",
+    )
+    learning.add_argument("--folds", type=_at_least_two, default=5, help="cross-validation folds, by question (5)")
+    learning.add_argument("--seed", type=int, default=0, help="seed for folds and replays (0)")
+
+    fit = sub.add_parser(
+        "train",
+        parents=[learning],
+        help="fit an allocation policy and save it as a model directory",
+        description="Fit a policy on recorded outcomes at a budget (majority vote, cost in samples) and save it "
+        "with a manifest that records its held-out metrics.",
+        epilog=_TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fit.add_argument("--budget", type=_finite_float, required=True, help="mean samples per query to aim for")
+    fit.add_argument(
+        "--policy", choices=POLICIES, default=DEFAULT_POLICY, help=f"which policy to fit ({DEFAULT_POLICY})"
+    )
+    fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    fit.set_defaults(run=learn.train)
+
+    judge = sub.add_parser(
+        "evaluate",
+        parents=[learning],
+        help="compare policies, or judge a trained model, against the oracle",
+        description="Cross-validate every policy (or judge one saved model on held-out outcomes) and write "
+        "report.json, report.md, frontier.png and decisions.jsonl.",
+        epilog=_EVALUATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    judge.add_argument("--model", metavar="MODEL_DIR", help="a model from apportion train, judged on --outcomes")
+    judge.add_argument(
+        "--budgets",
+        type=_budgets,
+        default=_budgets("2,4,8"),
+        metavar="B,B,...",
+        help="mean samples per query to compare at (2,4,8)",
+    )
+    judge.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
+    judge.set_defaults(run=learn.evaluate)
     return parser
 
 
@@ -155,8 +221,13 @@ def _number(convert: Callable[[str], T], kind: str, accept: Callable[[T], bool],
     return parse
 
 
+def _budgets(text: str) -> list[float]:
+    return [_finite_float(part) for part in text.split(",")]
+
+
 _finite_float = _number(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a positive, finite number")
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
+_at_least_two = _number(int, "a whole number", lambda v: v >= 2, "must be at least 2")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,205 @@
+"""Sampling in rounds: after each round, the agreement among the answers so far decides whether to go on.
+
+An optimal-stopping rule, learnt by backward induction over replays of the training questions (the
+Longstaff-Schwartz method). Every outcome is valued as correctness minus λ times the samples spent. At the
+last level of the schedule a replay is worth what it got. One level earlier, a regression of that worth on
+the vote state estimates the value of going on; the rule goes on where it beats the value of stopping
+(the estimated chance that the majority so far is right, minus λ times what was spent); and so on down.
+Going on keeps the option to stop later, which a one-step look-ahead would miss.
+
+The same λ prices every question, as in the oracle, so one bisection on λ meets the budget. Vote states are
+discrete, so spend jumps at some prices; the budget between two jumps is met exactly by pricing a fixed
+share of queries at the lower price (a randomised rule, as in the LP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+from allocator.base import Policy, stable_fraction
+from allocator.data import Decisions, Outcomes
+from allocator.replay import Replays, answer_counts, replay, vote_state
+from oracle.errors import OracleInputError
+
+
+def schedule(ks: Sequence[int], budget: float, rounds: int) -> tuple[int, ...]:
+    """Cumulative sample counts at which to look: the first is the dearest action of at most half the budget
+    (so that half is left to spend where agreement is low), the rest spread evenly in log up to the largest."""
+    actions = np.array(sorted(ks), dtype=np.float64)
+    affordable = actions[actions <= budget / 2]
+    first = float(affordable[-1]) if affordable.size else float(actions[0])
+    later = actions[actions > first]
+    if rounds <= 1 or later.size == 0:
+        return (int(first),)
+    targets = np.geomspace(first, actions[-1], rounds)[1:]
+    picked = {float(later[np.argmin(np.abs(np.log(later) - np.log(t)))]) for t in targets}
+    return (int(first), *sorted(int(p) for p in picked))
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """At one price: for each level but the last, a regression of the value of going on on the vote state."""
+
+    price: float
+    going_on: tuple[ValueModel, ...]
+
+
+class Adaptive(Policy):
+    """Draw the schedule's first level, then keep drawing while going on is worth more than stopping."""
+
+    name = "adaptive"
+    adaptive = True
+
+    def __init__(self, rounds: int = 6, orders: int = 48, seed: int = 0, levels: Sequence[int] | None = None) -> None:
+        self.rounds = rounds
+        self.levels = levels
+        self.orders = orders
+        self.seed = seed
+
+    def fit(self, data: Outcomes, budget: float) -> Self:
+        self._remember(data, budget)
+        self.levels_ = tuple(self.levels) if self.levels else schedule(data.ks, budget, self.rounds)
+        if self.levels_[0] > budget:
+            raise OracleInputError(f"budget {budget:g} is below the first round of {self.levels_[0]} samples")
+        replays = replay(data.votes, self.levels_, self.orders, self.seed)
+        self.staying_ = tuple(
+            _probability_model(replays.states[r], replays.correct[r]) for r in range(len(self.levels_) - 1)
+        )
+        self.rule_, self.lower_rule_, self.lower_share_ = self._calibrate(replays, budget)
+        return self
+
+    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
+        replays = replay(data.votes, self.levels_, self.orders, seed + 10_007)  # orders unseen in training
+        counts = np.bincount(replays.question, minlength=data.n)
+        levels = np.array(self.levels_, dtype=np.float64)
+        samples, accuracy = np.zeros(data.n), np.zeros(data.n)
+        for rule, share in ((self.rule_, 1 - self.lower_share_), (self.lower_rule_, self.lower_share_)):
+            stop = self._stopping_levels(rule, replays)
+            right = replays.correct[stop, np.arange(stop.size)].astype(np.float64)
+            samples += share * np.bincount(replays.question, weights=levels[stop], minlength=data.n) / counts
+            accuracy += share * np.bincount(replays.question, weights=right, minlength=data.n) / counts
+        return Decisions(samples=samples, accuracy=accuracy, actions=None)
+
+    def next_samples(self, text: str, answers: Sequence[str | None]) -> int:
+        drawn = len(answers)
+        if drawn == 0:
+            return self.levels_[0]
+        level = int(np.searchsorted(self.levels_, drawn, side="right")) - 1
+        if level >= len(self.levels_) - 1:
+            return 0
+        rule = self.lower_rule_ if stable_fraction(text) < self.lower_share_ else self.rule_
+        state = vote_state(answer_counts(answers), drawn)
+        going_on = self._goes_on(rule, level, state, float(drawn))[0]
+        return self.levels_[level + 1] - drawn if going_on else 0
+
+    def description(self) -> dict[str, Any]:
+        return super().description() | {
+            "levels": list(self.levels_),
+            "lambda": self.rule_.price,
+            "lower_lambda": self.lower_rule_.price,
+            "lower_share": self.lower_share_,
+        }
+
+    def _goes_on(
+        self, rule: StoppingRule, level: int, states: NDArray[np.float64], spent: float | NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        stopping = _predict(self.staying_[level], states) - rule.price * spent
+        return np.asarray(rule.going_on[level].predict(states) > stopping, dtype=np.bool_)
+
+    def _stopping_levels(self, rule: StoppingRule, replays: Replays) -> NDArray[np.intp]:
+        """The level at which each replay stops under `rule`."""
+        stop = np.zeros(replays.question.size, dtype=np.intp)
+        going = np.arange(replays.question.size)
+        for level in range(len(self.levels_) - 1):
+            if going.size == 0:
+                break
+            going = going[self._goes_on(rule, level, replays.states[level, going], self.levels_[level])]
+            stop[going] = level + 1
+        return stop
+
+    def _backward(self, replays: Replays, price: float) -> tuple[StoppingRule, NDArray[np.intp]]:
+        """The stopping rule at `price`, learnt from the last level down, and where each replay stops."""
+        last = len(self.levels_) - 1
+        worth = replays.correct[last] - price * self.levels_[last]
+        stop = np.full(replays.question.size, last, dtype=np.intp)
+        going_on: list[ValueModel] = []
+        for level in reversed(range(last)):
+            model = ValueModel(replays.states[level], worth)
+            going_on.insert(0, model)
+            rule = StoppingRule(price, (model,) * (level + 1))
+            goes = self._goes_on(rule, level, replays.states[level], self.levels_[level])
+            worth = np.where(goes, worth, replays.correct[level] - price * self.levels_[level])
+            stop = np.where(goes, stop, level)
+        return StoppingRule(price, tuple(going_on)), stop
+
+    def _calibrate(self, replays: Replays, budget: float) -> tuple[StoppingRule, StoppingRule, float]:
+        """Rules that meet the budget on the training replays: the cheapest price whose spend fits, one just
+        below it, and the share of queries to give the lower price so that the mix spends the budget."""
+        levels = np.array(self.levels_, dtype=np.float64)
+
+        def at(price: float) -> tuple[StoppingRule, float]:
+            rule, stop = self._backward(replays, price)
+            return rule, float(levels[stop].mean())
+
+        lo, hi = 0.0, 1.0 / float(np.diff(levels).min()) + 1.0 if len(levels) > 1 else 1.0
+        lo_rule, lo_spend = at(lo)
+        if lo_spend <= budget:
+            return lo_rule, lo_rule, 0.0
+        hi_rule, hi_spend = at(hi)
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            rule, spend = at(mid)
+            if spend <= budget:
+                hi, hi_rule, hi_spend = mid, rule, spend
+            else:
+                lo, lo_rule, lo_spend = mid, rule, spend
+        share = (budget - hi_spend) / (lo_spend - hi_spend) if lo_spend > hi_spend else 0.0
+        return hi_rule, lo_rule, float(np.clip(share, 0.0, 1.0))
+
+
+class ValueModel:
+    """E[worth | state]: ridge regression on the standardised state and its pairwise products.
+
+    Solved in closed form: the rule is refitted at every step of the budget's bisection, so it must be quick.
+    """
+
+    def __init__(self, states: NDArray[np.float64], worth: NDArray[np.float64], alpha: float = 1.0) -> None:
+        expanded = _with_products(states)
+        self.mean_ = expanded.mean(axis=0)
+        self.scale_ = expanded.std(axis=0) + 1e-9
+        z = (expanded - self.mean_) / self.scale_
+        self.intercept_ = float(worth.mean())
+        gram = z.T @ z + alpha * np.eye(z.shape[1])
+        self.coef_ = np.linalg.solve(gram, z.T @ (worth - self.intercept_))
+
+    def predict(self, states: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(((_with_products(states) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)
+
+
+def _with_products(states: NDArray[np.float64]) -> NDArray[np.float64]:
+    first, second = np.triu_indices(states.shape[1])
+    return np.hstack([states, states[:, first] * states[:, second]])
+
+
+def _probability_model(states: NDArray[np.float64], right: NDArray[np.bool_]) -> Pipeline | float:
+    """P(right | state): a logistic regression on the state and its pairwise products, or a constant."""
+    if right.all() or not right.any():
+        return float(right.mean())
+    model = make_pipeline(
+        PolynomialFeatures(2, include_bias=False), StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)
+    )
+    return model.fit(states, right)
+
+
+def _predict(model: Pipeline | float, states: NDArray[np.float64]) -> NDArray[np.float64]:
+    if isinstance(model, float):
+        return np.full(states.shape[0], model)
+    return np.asarray(model.predict_proba(states)[:, 1], dtype=np.float64)

@@ -1,0 +1,100 @@
+"""The policy interface: fitted on outcomes at a budget, then asked how many samples a query gets."""
+
+from __future__ import annotations
+
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from allocator.data import Decisions, Outcomes
+from oracle.errors import OracleInputError
+from oracle.solver import solve
+
+
+class Policy(ABC):
+    """Decides a sample count per query. `__init__` keeps hyper-parameters; `fit` sets attributes ending in `_`.
+
+    One-shot policies implement `choose` (an action per text, before any sample is drawn). Adaptive ones
+    sample in rounds and override `evaluate` (replaying recorded samples) and `next_samples`.
+    """
+
+    name: ClassVar[str]
+    adaptive: ClassVar[bool] = False
+
+    @abstractmethod
+    def fit(self, data: Outcomes, budget: float) -> Self:
+        """Learn from `data` so that the mean cost per query is about `budget`."""
+
+    def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
+        """The column of `ks_` to use for each text (one-shot policies)."""
+        raise NotImplementedError(f"{self.name} samples in rounds: use next_samples")
+
+    def next_samples(self, text: str, answers: Sequence[str | None]) -> int:
+        """How many more samples to draw for `text`, given the answers so far (none yet at the start); 0 stops.
+
+        One-shot policies decide everything up front.
+        """
+        return 0 if answers else self.ks_[int(self.choose([text])[0])]
+
+    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
+        """Expected samples and correctness on each question of `data` (held out from fitting)."""
+        actions = self.choose(data.texts)
+        rows = np.arange(data.n)
+        return Decisions(samples=data.cost[actions], accuracy=data.acc[rows, actions], actions=actions)
+
+    def _remember(self, data: Outcomes, budget: float) -> None:
+        if not np.isfinite(budget) or budget < min(data.ks):
+            raise OracleInputError(f"budget {budget:g} is below the cheapest action ({min(data.ks)} samples)")
+        if data.n == 0:
+            raise OracleInputError("there are no questions to learn from")
+        self.ks_ = data.ks
+        self.budget_ = float(budget)
+
+    def description(self) -> dict[str, Any]:
+        """Hyper-parameters and what was learnt, for a model's manifest."""
+        return {"policy": self.name, "ks": list(self.ks_), "budget": self.budget_}
+
+
+def oracle_labels(data: Outcomes, budget: float) -> NDArray[np.intp]:
+    """The oracle's action for each question at `budget`: what imitation learns to copy."""
+    return solve(data.acc, data.cost, budget).actions
+
+
+def price_for_budget(scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
+    """The λ >= 0 at which argmax(scores - λ·cost) spends at most `budget` on average over these rows."""
+    return solve(scores, cost, budget).lam
+
+
+def shift_for_budget(scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
+    """Like `price_for_budget`, but λ may be negative: a scorer that under-spends is pushed up to the budget.
+
+    Mean spend of argmax(scores - λ·cost) falls as λ rises (the oracle's monotonicity argument holds for any
+    scores), so a bisection finds the smallest λ whose spend fits.
+    """
+
+    def spend(lam: float) -> float:
+        return float(cost[np.argmax(scores - lam * cost, axis=1)].mean())
+
+    steps = np.diff(np.unique(cost))
+    bound = float(np.ptp(scores)) / (float(steps.min()) if steps.size else 1.0) + 1.0
+    lo, hi = -bound, bound
+    if spend(lo) <= budget:
+        return lo
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if not lo < mid < hi:
+            break
+        if spend(mid) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def stable_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by the text: lets a mixed strategy treat the same query the same way twice."""
+    return zlib.crc32(text.encode("utf-8")) / 2**32

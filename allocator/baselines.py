@@ -1,0 +1,76 @@
+"""Baselines: the same sample count for everyone, and more samples for longer questions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from allocator.base import Policy, stable_fraction
+from allocator.data import Decisions, Outcomes
+
+
+def neighbours(ks: Sequence[int], budget: float) -> tuple[int, int, float]:
+    """Columns of the two actions around `budget` and the share of the dearer one that averages to it."""
+    cost = np.array(ks, dtype=np.float64)
+    order = np.argsort(cost)
+    if budget >= cost[order[-1]]:
+        return int(order[-1]), int(order[-1]), 0.0
+    above = int(np.searchsorted(cost[order], budget, side="left"))
+    if cost[order[above]] == budget or above == 0:
+        return int(order[above]), int(order[above]), 0.0
+    lo, hi = int(order[above - 1]), int(order[above])
+    return lo, hi, float((budget - cost[lo]) / (cost[hi] - cost[lo]))
+
+
+class Uniform(Policy):
+    """Every query gets k samples; a budget between two actions mixes them (each query's draw fixed by its text)."""
+
+    name = "uniform"
+
+    def fit(self, data: Outcomes, budget: float) -> Self:
+        self._remember(data, budget)
+        self.low_, self.high_, self.share_ = neighbours(data.ks, budget)
+        return self
+
+    def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
+        dearer = np.array([stable_fraction(text) < self.share_ for text in texts], dtype=bool)
+        return np.where(dearer, self.high_, self.low_).astype(np.intp)
+
+    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
+        """The mix's expectation, so the baseline spends exactly the budget whatever the sample of questions."""
+        if self.share_ == 0.0:
+            return super().evaluate(data, seed)
+        cost = data.cost
+        mixed = (1 - self.share_) * data.acc[:, self.low_] + self.share_ * data.acc[:, self.high_]
+        spend = (1 - self.share_) * cost[self.low_] + self.share_ * cost[self.high_]
+        return Decisions(samples=np.full(data.n, spend), accuracy=mixed, actions=None)
+
+
+class LongerGetsMore(Policy):
+    """A simple baseline: the longest questions get the dearer of two actions, the rest the cheaper one.
+
+    The dearer action is the cheapest one of at least twice the budget, the cheaper the dearest of at most
+    half of it; the share of questions that get the dearer one meets the budget on the training texts.
+    """
+
+    name = "heuristic"
+
+    def fit(self, data: Outcomes, budget: float) -> Self:
+        self._remember(data, budget)
+        cost = data.cost
+        cheaper = cost <= budget / 2
+        dearer = cost >= budget * 2
+        self.low_ = int(np.argmax(np.where(cheaper, cost, -np.inf))) if cheaper.any() else int(np.argmin(cost))
+        self.high_ = int(np.argmin(np.where(dearer, cost, np.inf))) if dearer.any() else int(np.argmax(cost))
+        gap = cost[self.high_] - cost[self.low_]
+        share = float(np.clip((budget - cost[self.low_]) / gap, 0.0, 1.0)) if gap > 0 else 0.0
+        lengths = np.array([len(text) for text in data.texts], dtype=np.float64)
+        self.min_length_ = float(np.quantile(lengths, 1 - share)) if share > 0 else np.inf
+        return self
+
+    def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
+        longer = np.array([len(text) > self.min_length_ for text in texts], dtype=bool)
+        return np.where(longer, self.high_, self.low_).astype(np.intp)

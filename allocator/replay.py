@@ -1,0 +1,90 @@
+"""Replaying recorded samples in random orders: what a policy that samples in rounds would have seen.
+
+Drawing the first L samples of a random permutation is a uniform L-subset, so averaging a rule over many
+seeded orders estimates its expected accuracy and spend without a model in the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oracle.votes import VoteGroups
+
+STATE_FEATURES = ("log2_drawn", "top_share", "second_share", "margin", "distinct_share", "null_share", "unanimous")
+
+
+@dataclass(frozen=True)
+class Replays:
+    """`orders` trajectories per question, summarised after each level of a sampling schedule."""
+
+    levels: tuple[int, ...]
+    question: NDArray[np.intp]
+    """(T,) the question each trajectory replays."""
+    states: NDArray[np.float64]
+    """(levels, T, STATE_FEATURES) the vote summary after drawing each level."""
+    correct: NDArray[np.bool_]
+    """(levels, T) whether majority vote (ties at random) is right after each level."""
+
+
+def replay(votes: Sequence[VoteGroups], levels: Sequence[int], orders: int, seed: int) -> Replays:
+    """Replay each question's samples in `orders` seeded random orders, stopping to look at every level.
+
+    A question with fewer samples than a level shows all it has (the flat-curve rule of `oracle.curves`).
+    """
+    levels = tuple(int(level) for level in levels)
+    states = np.zeros((len(levels), len(votes) * orders, len(STATE_FEATURES)))
+    correct = np.zeros((len(levels), len(votes) * orders), dtype=np.bool_)
+    for index, groups in enumerate(votes):
+        rng = np.random.default_rng([seed, index])
+        rows = slice(index * orders, (index + 1) * orders)
+        if groups.total == 0:
+            states[:, rows, 0] = np.log2(np.array(levels, dtype=np.float64))[:, None]
+            states[:, rows, 5] = 1.0
+            continue
+        order = np.argsort(rng.random((orders, groups.total)), axis=1)
+        drawn = groups.labels()[order]
+        width = max(len(groups.counts), 1)
+        running = np.cumsum(drawn[:, :, None] == np.arange(width)[None, None, :], axis=1)
+        for position, level in enumerate(levels):
+            held = min(level, groups.total)
+            counts = running[:, held - 1, :].astype(np.float64)
+            states[position, rows] = vote_state(counts, held)
+            winner = np.argmax(counts + rng.random(counts.shape), axis=1)
+            has_vote = counts.max(axis=1) > 0
+            right = groups.correct[winner] if groups.correct.size else np.zeros(orders, dtype=np.bool_)
+            correct[position, rows] = right & has_vote
+    question = np.repeat(np.arange(len(votes)), orders)
+    return Replays(levels=levels, question=question, states=states, correct=correct)
+
+
+def vote_state(counts: NDArray[np.float64], drawn: int) -> NDArray[np.float64]:
+    """STATE_FEATURES of vote counts (rows × answers) after `drawn` samples, nulls being the difference."""
+    ranked = -np.sort(-counts, axis=1)
+    top = ranked[:, 0] if ranked.shape[1] else np.zeros(counts.shape[0])
+    second = ranked[:, 1] if ranked.shape[1] > 1 else np.zeros(counts.shape[0])
+    answered = counts.sum(axis=1)
+    distinct = (counts > 0).sum(axis=1)
+    return np.column_stack(
+        [
+            np.full(counts.shape[0], np.log2(drawn)),
+            top / drawn,
+            second / drawn,
+            (top - second) / drawn,
+            distinct / drawn,
+            (drawn - answered) / drawn,
+            ((distinct == 1) & (answered == drawn)).astype(np.float64),
+        ]
+    )
+
+
+def answer_counts(answers: Sequence[str | None]) -> NDArray[np.float64]:
+    """One row of vote counts for the answers drawn so far (None casts no vote)."""
+    tally: dict[str, int] = {}
+    for answer in answers:
+        if answer is not None:
+            tally[answer] = tally.get(answer, 0) + 1
+    return np.array([list(tally.values()) or [0]], dtype=np.float64)

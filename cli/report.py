@@ -1,0 +1,124 @@
+"""An evaluation's report: report.json, report.md, frontier.png and decisions.jsonl in one directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or wanted
+import matplotlib.pyplot as plt
+
+from allocator.data import Outcomes
+from allocator.evaluate import Result
+from cli.outcome_files import atomic_output, write_jsonl
+from oracle.frontier import frontier
+
+
+def summary_row(result: Result) -> dict[str, Any]:
+    return {
+        "budget": result.budget,
+        "policy": result.policy,
+        "accuracy": result.accuracy,
+        "mean_samples": result.samples,
+        "gain_captured": _finite_or_none(result.gain_captured),
+        "imitation_accuracy": result.imitation_accuracy,
+        "regret": result.regret,
+        "uniform_accuracy": result.uniform_accuracy,
+        "oracle_accuracy": result.oracle_accuracy,
+    }
+
+
+def write_report(directory: Path, data: Outcomes, results: Sequence[Result], meta: dict[str, Any]) -> list[Path]:
+    """Write the four report files into `directory` (created if need be); returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [summary_row(result) for result in results]
+    report = directory / "report.json"
+    with atomic_output(report) as out:
+        out.write(json.dumps({**meta, "results": rows}, indent=2, allow_nan=False) + "\n")
+    markdown = directory / "report.md"
+    with atomic_output(markdown) as out:
+        out.write(_markdown(rows, meta))
+    decisions = directory / "decisions.jsonl"
+    write_jsonl(decisions, _decision_rows(data, results))
+    picture = directory / "frontier.png"
+    _plot(picture, data, results, meta)
+    return [report, markdown, picture, decisions]
+
+
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"# Evaluation of {meta['outcomes']}",
+        "",
+        f"{meta['questions']} questions, actions {meta['actions']}, {meta['protocol']}.",
+        "Gain captured: (policy - uniform) / (oracle - uniform) at the same budget. Imitation accuracy: how often",
+        "a one-shot policy took the oracle's action. Regret: oracle accuracy minus the policy's.",
+        "",
+    ]
+    for budget in sorted({row["budget"] for row in rows}):
+        lines += [
+            f"## Budget {budget:g} samples per question",
+            "",
+            "| policy | accuracy | mean samples | gain captured | imitation accuracy | regret |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in (r for r in rows if r["budget"] == budget):
+            lines.append(
+                f"| {row['policy']} | {row['accuracy']:.4f} | {row['mean_samples']:.3f} | "
+                f"{_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | {row['regret']:.4f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _decision_rows(data: Outcomes, results: Sequence[Result]) -> Iterator[dict[str, Any]]:
+    for result in results:
+        decisions = result.decisions
+        actions = decisions.actions
+        for index, qid in enumerate(data.ids):
+            yield {
+                "id": qid,
+                "budget": result.budget,
+                "policy": result.policy,
+                "samples": round(float(decisions.samples[index]), 6),
+                "accuracy": round(float(decisions.accuracy[index]), 6),
+                "action": None if actions is None else data.ks[int(actions[index])],
+            }
+
+
+def _plot(path: Path, data: Outcomes, results: Sequence[Result], meta: dict[str, Any]) -> None:
+    figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
+    curve = frontier(data.acc, data.cost)
+    axes.plot(curve.avg_cost, curve.accuracy, color="black", linewidth=1.5, label="oracle frontier")
+    axes.plot(data.cost, data.acc.mean(axis=0), color="grey", linestyle="--", marker="o", label="uniform k")
+    markers = iter("sD^v<>Ph*X")
+    for policy in dict.fromkeys(r.policy for r in results if r.policy not in {"oracle", "uniform"}):
+        points = sorted((r.samples, r.accuracy) for r in results if r.policy == policy)
+        xs, ys = zip(*points, strict=True)
+        axes.plot(xs, ys, marker=next(markers, "o"), label=policy)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("mean samples per question")
+    axes.set_ylabel("accuracy (majority vote)")
+    axes.set_title(f"{Path(meta['outcomes']).name}: {meta['protocol']}", fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.partial.png")
+    try:
+        figure.savefig(temporary)
+        temporary.replace(path)
+    finally:
+        plt.close(figure)
+        temporary.unlink(missing_ok=True)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
