@@ -32,9 +32,10 @@ test: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-## bench: the solver benchmark; writes bench/results/solver.json
+## bench: the solver and feature benchmarks; write bench/results/*.json
 bench: $(VENV)/.core
 	$(BIN)/python bench/solver.py
+	$(BIN)/python bench/query_features.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

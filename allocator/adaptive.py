@@ -97,8 +97,8 @@ class Adaptive(Policy):
             return 0
         rule = self.lower_rule_ if stable_fraction(text) < self.lower_share_ else self.rule_
         state = vote_state(answer_counts(answers), drawn)
-        going_on = self._goes_on(rule, level, state, float(drawn))[0]
-        return self.levels_[level + 1] - drawn if going_on else 0
+        goes = self._goes_on(rule.going_on[level], rule.price, level, state, float(drawn))[0]
+        return self.levels_[level + 1] - drawn if goes else 0
 
     def description(self) -> dict[str, Any]:
         return super().description() | {
@@ -109,10 +109,11 @@ class Adaptive(Policy):
         }
 
     def _goes_on(
-        self, rule: StoppingRule, level: int, states: NDArray[np.float64], spent: float | NDArray[np.float64]
+        self, going_on: ValueModel, price: float, level: int, states: NDArray[np.float64], spent: float
     ) -> NDArray[np.bool_]:
-        stopping = _predict(self.staying_[level], states) - rule.price * spent
-        return np.asarray(rule.going_on[level].predict(states) > stopping, dtype=np.bool_)
+        """Whether going on is worth more than stopping now, with `spent` samples already paid for."""
+        stopping = _predict(self.staying_[level], states) - price * spent
+        return np.asarray(going_on.predict(states) > stopping, dtype=np.bool_)
 
     def _stopping_levels(self, rule: StoppingRule, replays: Replays) -> NDArray[np.intp]:
         """The level at which each replay stops under `rule`."""
@@ -121,7 +122,8 @@ class Adaptive(Policy):
         for level in range(len(self.levels_) - 1):
             if going.size == 0:
                 break
-            going = going[self._goes_on(rule, level, replays.states[level, going], self.levels_[level])]
+            states = replays.states[level, going]
+            going = going[self._goes_on(rule.going_on[level], rule.price, level, states, self.levels_[level])]
             stop[going] = level + 1
         return stop
 
@@ -134,8 +136,7 @@ class Adaptive(Policy):
         for level in reversed(range(last)):
             model = ValueModel(replays.states[level], worth)
             going_on.insert(0, model)
-            rule = StoppingRule(price, (model,) * (level + 1))
-            goes = self._goes_on(rule, level, replays.states[level], self.levels_[level])
+            goes = self._goes_on(model, price, level, replays.states[level], self.levels_[level])
             worth = np.where(goes, worth, replays.correct[level] - price * self.levels_[level])
             stop = np.where(goes, stop, level)
         return StoppingRule(price, tuple(going_on)), stop

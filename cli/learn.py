@@ -15,6 +15,7 @@ from allocator.data import Outcomes
 from allocator.evaluate import Reference, Result, cross_validate
 from allocator.learned import PlugIn
 from allocator.registry import POLICIES
+from allocator.replay import STATE_FEATURES
 from cli.models import file_sha256, load_model, save_model
 from cli.outcome_files import DataFileError, read_outcomes
 from cli.report import summary_row, write_report
@@ -107,10 +108,8 @@ def _print_table(results: list[Result]) -> None:
 
 def _feature_config(policy: str) -> dict[str, Any]:
     if policy == "adaptive":
-        from allocator.replay import STATE_FEATURES
-
         return {"vote_state": list(STATE_FEATURES)}
-    if policy in {"uniform"}:
+    if policy == "uniform":
         return {}
     return {
         "text_statistics": True,
