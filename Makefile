@@ -18,12 +18,14 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[dev]'
 	touch $@
 
-## demo: label a synthetic outcome file the project generates itself, and show the oracle's frontier
+## demo: on a synthetic outcome file the project generates itself: the oracle's frontier, its labels at a
+## budget of 4 samples, and the default policy trained at that budget
 demo: $(VENV)/.core
 	mkdir -p out
 	$(BIN)/apportion example --out out/example.jsonl
 	$(BIN)/apportion frontier --outcomes out/example.jsonl --out out/frontier.jsonl
 	$(BIN)/apportion label --outcomes out/example.jsonl --budget 4 --out out/labels.jsonl
+	$(BIN)/apportion train --outcomes out/example.jsonl --budget 4 --out out/model
 
 ## test: lint, type-check and run the test suite
 test: $(VENV)/.dev
