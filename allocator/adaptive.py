@@ -93,6 +93,8 @@ class Adaptive(Policy):
         if drawn == 0:
             return self.levels_[0]
         level = int(np.searchsorted(self.levels_, drawn, side="right")) - 1
+        if level < 0:  # some of the first round's samples failed: complete the round before deciding
+            return self.levels_[0] - drawn
         if level >= len(self.levels_) - 1:
             return 0
         rule = self.lower_rule_ if stable_fraction(text) < self.lower_share_ else self.rule_
@@ -155,6 +157,10 @@ class Adaptive(Policy):
         if lo_spend <= budget:
             return lo_rule, lo_rule, 0.0
         hi_rule, hi_spend = at(hi)
+        while hi_spend > budget and hi < 1e9:  # a regression's error may still tempt a replay on: raise the price
+            lo, lo_rule, lo_spend = hi, hi_rule, hi_spend
+            hi *= 4
+            hi_rule, hi_spend = at(hi)
         for _ in range(40):
             mid = (lo + hi) / 2
             rule, spend = at(mid)

@@ -47,8 +47,7 @@ class Policy(ABC):
         return Decisions(samples=data.cost[actions], accuracy=data.acc[rows, actions], actions=actions)
 
     def _remember(self, data: Outcomes, budget: float) -> None:
-        if not np.isfinite(budget) or budget < min(data.ks):
-            raise OracleInputError(f"budget {budget:g} is below the cheapest action ({min(data.ks)} samples)")
+        check_budget(data.ks, budget)
         if data.n == 0:
             raise OracleInputError("there are no questions to learn from")
         self.ks_ = data.ks
@@ -59,21 +58,24 @@ class Policy(ABC):
         return {"policy": self.name, "ks": list(self.ks_), "budget": self.budget_}
 
 
+def check_budget(ks: Sequence[int], budget: float) -> None:
+    """A policy needs room for at least the cheapest action on every query."""
+    if not np.isfinite(budget) or budget < min(ks):
+        raise OracleInputError(f"budget {budget:g} is below the cheapest action ({min(ks)} samples)")
+
+
 def oracle_labels(data: Outcomes, budget: float) -> NDArray[np.intp]:
     """The oracle's action for each question at `budget`: what imitation learns to copy."""
     return solve(data.acc, data.cost, budget).actions
 
 
-def price_for_budget(scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
-    """The λ >= 0 at which argmax(scores - λ·cost) spends at most `budget` on average over these rows."""
-    return solve(scores, cost, budget).lam
+def price_for_budget(
+    scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float, *, subsidise: bool = False
+) -> float:
+    """The smallest λ at which argmax_a scores(a) - λ·cost(a) spends at most `budget` on average.
 
-
-def shift_for_budget(scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
-    """Like `price_for_budget`, but λ may be negative: a scorer that under-spends is pushed up to the budget.
-
-    Mean spend of argmax(scores - λ·cost) falls as λ rises (the oracle's monotonicity argument holds for any
-    scores), so a bisection finds the smallest λ whose spend fits.
+    λ >= 0 unless `subsidise`, which lets λ go negative to push a scorer that under-spends up to the budget.
+    Spend falls as λ rises (the oracle's monotonicity argument holds for any scores), so bisection applies.
     """
 
     def spend(lam: float) -> float:
@@ -81,7 +83,7 @@ def shift_for_budget(scores: NDArray[np.float64], cost: NDArray[np.float64], bud
 
     steps = np.diff(np.unique(cost))
     bound = float(np.ptp(scores)) / (float(steps.min()) if steps.size else 1.0) + 1.0
-    lo, hi = -bound, bound
+    lo, hi = (-bound if subsidise else 0.0), bound
     if spend(lo) <= budget:
         return lo
     for _ in range(100):

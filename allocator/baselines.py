@@ -10,19 +10,7 @@ from numpy.typing import NDArray
 
 from allocator.base import Policy, stable_fraction
 from allocator.data import Decisions, Outcomes
-
-
-def neighbours(ks: Sequence[int], budget: float) -> tuple[int, int, float]:
-    """Columns of the two actions around `budget` and the share of the dearer one that averages to it."""
-    cost = np.array(ks, dtype=np.float64)
-    order = np.argsort(cost)
-    if budget >= cost[order[-1]]:
-        return int(order[-1]), int(order[-1]), 0.0
-    above = int(np.searchsorted(cost[order], budget, side="left"))
-    if cost[order[above]] == budget or above == 0:
-        return int(order[above]), int(order[above]), 0.0
-    lo, hi = int(order[above - 1]), int(order[above])
-    return lo, hi, float((budget - cost[lo]) / (cost[hi] - cost[lo]))
+from oracle.costs import uniform_mix
 
 
 class Uniform(Policy):
@@ -32,7 +20,7 @@ class Uniform(Policy):
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
-        self.low_, self.high_, self.share_ = neighbours(data.ks, budget)
+        self.low_, self.high_, self.share_ = uniform_mix(data.cost, budget)
         return self
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:

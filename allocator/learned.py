@@ -7,15 +7,14 @@ from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.base import clone
 from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from allocator.base import Policy, oracle_labels, price_for_budget, shift_for_budget
+from allocator.base import Policy, oracle_labels, price_for_budget
 from allocator.data import Outcomes
 from features.text import TextStatistics, hashed_tfidf, query_features
 
@@ -26,8 +25,9 @@ _FLOOR = 1e-6  # probabilities are floored before the log so an unseen action is
 class Imitation(Policy):
     """The paper's method: a classifier learns the oracle's action at the budget from the question text.
 
-    Its budget is then met by calibration: out-of-fold probabilities P(a | x) on the training questions set
-    the price μ in argmax_a log P(a | x) - μ c(a) so that the mean cost is the budget.
+    Its spend is then calibrated: out-of-fold probabilities P(a | x) on the training questions set the price
+    μ in argmax_a log P(a | x) - μ c(a) (negative when the classifier alone under-spends) so that the mean
+    cost is the oracle's own on those questions, which is at most the budget.
     """
 
     name = "imitation"
@@ -40,42 +40,52 @@ class Imitation(Policy):
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
         labels = oracle_labels(data, budget)
-        model = self._model()
-        folds = KFold(min(self.folds, data.n), shuffle=True, random_state=self.seed)
-        if len(np.unique(labels)) == 1:
-            out_of_fold = np.zeros((data.n, len(data.ks)))
-            out_of_fold[:, labels[0]] = 1.0
-        else:
-            probabilities = cross_val_predict(model, data.texts, labels, cv=folds, method="predict_proba")
-            out_of_fold = self._by_action(probabilities, np.unique(labels))
-        self.price_ = shift_for_budget(np.log(out_of_fold + _FLOOR), data.cost, budget)
-        self.model_ = clone(model).fit(data.texts, labels) if len(np.unique(labels)) > 1 else None
-        self.only_label_ = int(labels[0])
+        out_of_fold = np.zeros((data.n, len(data.ks)))
+        for train, test in held_out_splits(data.n, self.folds, self.seed):
+            fitted = self._fit_classifier([data.texts[i] for i in train], labels[train])
+            out_of_fold[test] = self._probabilities(fitted, [data.texts[i] for i in test])
+        spend = float(data.cost[labels].mean())
+        self.price_ = price_for_budget(np.log(out_of_fold + _FLOOR), data.cost, spend, subsidise=True)
+        self.model_ = self._fit_classifier(data.texts, labels)
         self.train_labels_ = labels
         return self
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
-        if self.model_ is None:
-            return np.full(len(texts), self.only_label_, dtype=np.intp)
-        probabilities = self._by_action(self.model_.predict_proba(list(texts)), self.model_.classes_)
+        scores = np.log(self._probabilities(self.model_, texts) + _FLOOR)
         cost = np.array(self.ks_, dtype=np.float64)
-        return np.asarray(np.argmax(np.log(probabilities + _FLOOR) - self.price_ * cost, axis=1), dtype=np.intp)
+        return np.asarray(np.argmax(scores - self.price_ * cost, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:
         return super().description() | {"classifier": self.classifier, "price": self.price_}
 
-    def _model(self) -> Pipeline:
+    def _fit_classifier(self, texts: Sequence[str], labels: NDArray[np.intp]) -> Pipeline | int:
+        """A fitted classifier, or the one label when there is nothing to tell apart."""
+        if np.unique(labels).size == 1:
+            return int(labels[0])
         if self.classifier == "logistic":
-            return make_pipeline(dense_features(self.seed), LogisticRegression(C=1.0, max_iter=1000))
-        return make_pipeline(
-            dense_features(self.seed),
-            HistGradientBoostingClassifier(max_iter=80, learning_rate=0.08, max_leaf_nodes=15, random_state=self.seed),
-        )
+            model = make_pipeline(dense_features(self.seed), LogisticRegression(C=1.0, max_iter=1000))
+        else:
+            trees = HistGradientBoostingClassifier(
+                max_iter=80, learning_rate=0.08, max_leaf_nodes=15, random_state=self.seed
+            )
+            model = make_pipeline(dense_features(self.seed), trees)
+        return model.fit(list(texts), labels)
 
-    def _by_action(self, probabilities: NDArray[np.float64], classes: NDArray[np.int_]) -> NDArray[np.float64]:
-        full = np.zeros((probabilities.shape[0], len(self.ks_)))
-        full[:, np.asarray(classes, dtype=np.intp)] = probabilities
+    def _probabilities(self, fitted: Pipeline | int, texts: Sequence[str]) -> NDArray[np.float64]:
+        """P(action | text) over every action, zero for actions the classifier never saw."""
+        full = np.zeros((len(texts), len(self.ks_)))
+        if isinstance(fitted, int):
+            full[:, fitted] = 1.0
+        else:
+            full[:, np.asarray(fitted.classes_, dtype=np.intp)] = fitted.predict_proba(list(texts))
         return full
+
+
+def held_out_splits(n: int, folds: int, seed: int) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """K-fold splits for out-of-fold predictions; with a single question there is nothing to hold out."""
+    if n < 2:
+        return [(np.arange(n), np.arange(n))]
+    return list(KFold(min(folds, n), shuffle=True, random_state=seed).split(np.arange(n)))
 
 
 class PlugIn(Policy):
@@ -94,13 +104,14 @@ class PlugIn(Policy):
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
-        model = make_pipeline(query_features(), Ridge(alpha=self.alpha))
-        folds = KFold(min(self.folds, data.n), shuffle=True, random_state=self.seed)
-        predicted = np.clip(cross_val_predict(model, data.texts, data.acc, cv=folds), 0.0, 1.0)
+        predicted = np.zeros_like(data.acc)
+        for train, test in held_out_splits(data.n, self.folds, self.seed):
+            model = self._regression().fit([data.texts[i] for i in train], data.acc[train])
+            predicted[test] = self._curves(model, [data.texts[i] for i in test])
         cost = data.cost
         grid = np.unique(np.concatenate([np.geomspace(cost.min(), cost.max(), 33), [budget]]))
         self.price_table_ = {float(b): price_for_budget(predicted, cost, float(b)) for b in grid}
-        self.model_ = model.fit(data.texts, data.acc)
+        self.model_ = self._regression().fit(data.texts, data.acc)
         self.price_ = self.price_table_[float(budget)]
         return self
 
@@ -113,7 +124,14 @@ class PlugIn(Policy):
         return self
 
     def predict_curves(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        return np.clip(np.asarray(self.model_.predict(list(texts)), dtype=np.float64), 0.0, 1.0)
+        return self._curves(self.model_, texts)
+
+    def _regression(self) -> Pipeline:
+        return make_pipeline(query_features(), Ridge(alpha=self.alpha))
+
+    def _curves(self, model: Pipeline, texts: Sequence[str]) -> NDArray[np.float64]:
+        predicted = np.asarray(model.predict(list(texts)), dtype=np.float64).reshape(len(texts), -1)
+        return np.clip(predicted, 0.0, 1.0)
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
         cost = np.array(self.ks_, dtype=np.float64)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from oracle.curves import random_orders
 from oracle.votes import VoteGroups
 
 STATE_FEATURES = ("log2_drawn", "top_share", "second_share", "margin", "distinct_share", "null_share", "unanimous")
@@ -39,30 +40,22 @@ def replay(votes: Sequence[VoteGroups], levels: Sequence[int], orders: int, seed
     states = np.zeros((len(levels), len(votes) * orders, len(STATE_FEATURES)))
     correct = np.zeros((len(levels), len(votes) * orders), dtype=np.bool_)
     for index, groups in enumerate(votes):
-        rng = np.random.default_rng([seed, index])
         rows = slice(index * orders, (index + 1) * orders)
-        if groups.total == 0:
-            states[:, rows, 0] = np.log2(np.array(levels, dtype=np.float64))[:, None]
-            states[:, rows, 5] = 1.0
-            continue
-        order = np.argsort(rng.random((orders, groups.total)), axis=1)
-        drawn = groups.labels()[order]
-        width = max(len(groups.counts), 1)
-        running = np.cumsum(drawn[:, :, None] == np.arange(width)[None, None, :], axis=1)
+        counts, right = random_orders(groups, levels, orders, np.random.default_rng([seed, index]))
         for position, level in enumerate(levels):
-            held = min(level, groups.total)
-            counts = running[:, held - 1, :].astype(np.float64)
-            states[position, rows] = vote_state(counts, held)
-            winner = np.argmax(counts + rng.random(counts.shape), axis=1)
-            has_vote = counts.max(axis=1) > 0
-            right = groups.correct[winner] if groups.correct.size else np.zeros(orders, dtype=np.bool_)
-            correct[position, rows] = right & has_vote
+            states[position, rows] = vote_state(counts[:, position, :].astype(np.float64), level, groups.total)
+        correct[:, rows] = right.T
     question = np.repeat(np.arange(len(votes)), orders)
     return Replays(levels=levels, question=question, states=states, correct=correct)
 
 
-def vote_state(counts: NDArray[np.float64], drawn: int) -> NDArray[np.float64]:
-    """STATE_FEATURES of vote counts (rows × answers) after `drawn` samples, nulls being the difference."""
+def vote_state(counts: NDArray[np.float64], level: int, recorded: int | None = None) -> NDArray[np.float64]:
+    """STATE_FEATURES of vote counts (rows × answers) after drawing `level` samples, nulls being the difference.
+
+    A replay of a question with fewer `recorded` samples than the level shows all it has (none recorded:
+    every sample drawn gave no answer).
+    """
+    drawn = min(level, recorded) if recorded else level
     ranked = -np.sort(-counts, axis=1)
     top = ranked[:, 0] if ranked.shape[1] else np.zeros(counts.shape[0])
     second = ranked[:, 1] if ranked.shape[1] > 1 else np.zeros(counts.shape[0])

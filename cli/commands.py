@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cli.outcome_files import DataFileError, read_outcomes, write_jsonl
+from cli.report import finite_or_none
 from oracle.costs import action_costs, uniform_accuracy
 from oracle.curves import Curves, accuracy_curves
 from oracle.frontier import frontier as oracle_frontier
@@ -58,7 +58,7 @@ def label(args: argparse.Namespace) -> int:
         "accuracy": solution.accuracy,
         "n": n,
         "upper_bound": solution.upper_bound,
-        "uniform_accuracy": _finite_or_none(uniform),
+        "uniform_accuracy": finite_or_none(uniform),
         "actions": dict(zip(map(str, curves.ks), counts.tolist(), strict=True)),
         "aggregator": args.aggregator,
         "cost_unit": args.cost,
@@ -147,8 +147,4 @@ def _label_rows(
 
 def _frontier_rows(avg_cost: np.ndarray, accuracy: np.ndarray, lam: np.ndarray) -> Iterator[dict[str, Any]]:
     for spend, acc, price in zip(avg_cost.tolist(), accuracy.tolist(), lam.tolist(), strict=True):
-        yield {"avg_cost": spend, "accuracy": acc, "lambda": _finite_or_none(price)}
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+        yield {"avg_cost": spend, "accuracy": acc, "lambda": finite_or_none(price)}

@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from allocator.base import check_budget
 from allocator.data import Outcomes
 from allocator.evaluate import Reference, Result, cross_validate
 from allocator.learned import PlugIn
@@ -19,7 +20,6 @@ from allocator.replay import STATE_FEATURES
 from cli.models import file_sha256, load_model, save_model
 from cli.outcome_files import DataFileError, read_outcomes
 from cli.report import summary_row, write_report
-from oracle.errors import OracleInputError
 
 # scikit-learn warns about folds that miss a rare action; the evaluation accounts for that itself.
 warnings.filterwarnings("ignore", module="sklearn")
@@ -29,13 +29,13 @@ def load(args: argparse.Namespace) -> Outcomes:
     data = Outcomes.read(read_outcomes(Path(args.outcomes)), args.actions)
     if data.n < 2:
         raise DataFileError(f"{args.outcomes}: needs at least 2 questions to learn from, has {data.n}")
+    args.folds = min(args.folds, data.n)  # leave-one-out at most
     return data
 
 
 def train(args: argparse.Namespace) -> int:
     data = load(args)
-    if args.budget < min(data.ks):
-        raise OracleInputError(f"budget {args.budget:g} is below the cheapest action ({min(data.ks)} samples)")
+    check_budget(data.ks, args.budget)  # before the oracle, whose own message is about mean costs
     make = POLICIES[args.policy]
     print(f"training {args.policy} on {data.n} questions at a budget of {args.budget:g} samples", file=sys.stderr)
     results = list(cross_validate(data, {args.policy: make}, [args.budget], folds=args.folds, seed=args.seed))
@@ -89,6 +89,8 @@ def _evaluate_model(args: argparse.Namespace, data: Outcomes) -> tuple[list[Resu
     if tuple(manifest["actions"]) != data.ks:
         raise DataFileError(f"{args.model}: trained for actions {manifest['actions']}, not {list(data.ks)}")
     budgets = args.budgets if isinstance(policy, PlugIn) else [float(manifest["budget"])]
+    if budgets != args.budgets:
+        print(f"note: a {manifest['policy']} model is judged at its training budget, {budgets[0]:g}", file=sys.stderr)
     results: list[Result] = []
     for budget in budgets:
         if isinstance(policy, PlugIn):

@@ -93,15 +93,17 @@ def _build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=0, help="random seed (0)")
     example.set_defaults(run=commands.example)
 
-    common = _Parser(add_help=False)
-    common.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
-    common.add_argument(
+    reading = _Parser(add_help=False)  # every command that reads an outcome file
+    reading.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    reading.add_argument(
         "--actions",
         type=_actions,
         default=_actions(DEFAULT_ACTIONS),
         metavar="K,K,...",
         help=f"the sample counts to choose from ({DEFAULT_ACTIONS})",
     )
+
+    common = _Parser(add_help=False, parents=[reading])
     common.add_argument(
         "--aggregator",
         choices=AGGREGATORS,
@@ -146,15 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
     front.add_argument("--out", metavar="FILE", help="also write every frontier vertex here (.jsonl)")
     front.set_defaults(run=commands.frontier)
 
-    learning = _Parser(add_help=False)
-    learning.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
-    learning.add_argument(
-        "--actions",
-        type=_actions,
-        default=_actions(DEFAULT_ACTIONS),
-        metavar="K,K,...",
-        help=f"the sample counts to choose from ({DEFAULT_ACTIONS})",
-    )
+    learning = _Parser(add_help=False, parents=[reading])
     learning.add_argument("--folds", type=_at_least_two, default=5, help="cross-validation folds, by question (5)")
     learning.add_argument("--seed", type=int, default=0, help="seed for folds and replays (0)")
 
@@ -189,7 +183,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_budgets,
         default=_budgets("2,4,8"),
         metavar="B,B,...",
-        help="mean samples per query to compare at (2,4,8)",
+        help="mean samples per query to compare at (2,4,8); a saved model is judged at the budget it was "
+        "trained for, except a plugin model, whose budget can move",
     )
     judge.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
     judge.set_defaults(run=learn.evaluate)

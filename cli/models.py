@@ -28,23 +28,38 @@ _TRUSTED_MODULES = ("allocator.", "features.", "oracle.", "sklearn.", "numpy.", 
 
 
 def save_model(directory: Path, policy: Policy, manifest: dict[str, Any]) -> None:
-    """Write the policy and its manifest into `directory`, replacing an earlier model there as a whole."""
+    """Write the policy and its manifest into `directory`, replacing an earlier model there as a whole.
+
+    Anything at `directory` that is not a model (a file, a folder with other things in it) is left alone
+    and refused, so a mistyped --out can never delete a user's files.
+    """
     directory = Path(directory)
     parent = directory.parent if str(directory.parent) else Path(".")
     if not parent.is_dir():
         raise DataFileError(f"{directory}: the directory {parent} does not exist")
+    if directory.exists() and not _replaceable(directory):
+        raise DataFileError(f"{directory}: exists and is not an apportion model; choose another --out")
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
+    retired = staging.with_name(staging.name + ".old")
     try:
         skops.io.dump(policy, staging / POLICY_FILE)
         digest = file_sha256(staging / POLICY_FILE)
         full = {"format_version": FORMAT_VERSION, **manifest, "policy_sha256": digest, "environment": environment()}
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if directory.exists():
-            shutil.rmtree(directory)
+            directory.rename(retired)  # two renames: a reader sees the old model or the new, never half of one
         staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not directory.exists():
+            retired.rename(directory)
         raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _replaceable(directory: Path) -> bool:
+    """An empty directory, or one holding nothing but a model's files."""
+    return directory.is_dir() and {p.name for p in directory.iterdir()} <= {POLICY_FILE, MANIFEST_FILE}
 
 
 def load_model(directory: Path) -> tuple[Policy, dict[str, Any]]:

@@ -89,6 +89,8 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
     """Write a text file that appears whole or not at all: a failure leaves any previous file untouched."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a directory; name a file to write")
     if not directory.is_dir():
         raise DataFileError(f"{path}: the directory {directory} does not exist")
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import matplotlib.pyplot as plt
 
 from allocator.data import Outcomes
 from allocator.evaluate import Result
-from cli.outcome_files import atomic_output, write_jsonl
+from cli.outcome_files import DataFileError, write_jsonl
 from oracle.frontier import frontier
 
 
@@ -25,7 +28,7 @@ def summary_row(result: Result) -> dict[str, Any]:
         "policy": result.policy,
         "accuracy": result.accuracy,
         "mean_samples": result.samples,
-        "gain_captured": _finite_or_none(result.gain_captured),
+        "gain_captured": finite_or_none(result.gain_captured),
         "imitation_accuracy": result.imitation_accuracy,
         "regret": result.regret,
         "uniform_accuracy": result.uniform_accuracy,
@@ -33,21 +36,30 @@ def summary_row(result: Result) -> dict[str, Any]:
     }
 
 
+REPORT_FILES = ("report.json", "report.md", "frontier.png", "decisions.jsonl")
+
+
 def write_report(directory: Path, data: Outcomes, results: Sequence[Result], meta: dict[str, Any]) -> list[Path]:
-    """Write the four report files into `directory` (created if need be); returns their paths."""
+    """Write the four report files into `directory` (created if need be); returns their paths.
+
+    They are written into a staging folder first and moved in only when all four exist, so a failure leaves
+    the previous report as it was.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise DataFileError(f"{directory}: exists and is not a directory; choose another --out")
     directory.mkdir(parents=True, exist_ok=True)
-    rows = [summary_row(result) for result in results]
-    report = directory / "report.json"
-    with atomic_output(report) as out:
-        out.write(json.dumps({**meta, "results": rows}, indent=2, allow_nan=False) + "\n")
-    markdown = directory / "report.md"
-    with atomic_output(markdown) as out:
-        out.write(_markdown(rows, meta))
-    decisions = directory / "decisions.jsonl"
-    write_jsonl(decisions, _decision_rows(data, results))
-    picture = directory / "frontier.png"
-    _plot(picture, data, results, meta)
-    return [report, markdown, picture, decisions]
+    staging = Path(tempfile.mkdtemp(prefix=".report.", dir=directory))
+    try:
+        rows = [summary_row(result) for result in results]
+        (staging / "report.json").write_text(json.dumps({**meta, "results": rows}, indent=2, allow_nan=False) + "\n")
+        (staging / "report.md").write_text(_markdown(rows, meta))
+        _plot(staging / "frontier.png", data, results, meta)
+        write_jsonl(staging / "decisions.jsonl", _decision_rows(data, results))
+        for name in REPORT_FILES:
+            os.replace(staging / name, directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [directory / name for name in REPORT_FILES]
 
 
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -107,18 +119,16 @@ def _plot(path: Path, data: Outcomes, results: Sequence[Result], meta: dict[str,
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.partial.png")
     try:
-        figure.savefig(temporary)
-        temporary.replace(path)
+        figure.savefig(path)
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)
 
 
 def _percent(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
-def _finite_or_none(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity: such a value is written as null."""
     return value if math.isfinite(value) else None

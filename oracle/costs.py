@@ -9,7 +9,6 @@ from numpy.typing import NDArray
 
 from oracle.curves import Curves
 from oracle.errors import OracleInputError
-from oracle.frontier import frontier
 
 CostUnit = Literal["samples", "tokens"]
 COST_UNITS: tuple[CostUnit, ...] = ("samples", "tokens")
@@ -32,13 +31,26 @@ def action_costs(curves: Curves, unit: CostUnit = "samples") -> NDArray[np.float
     return per_sample[:, None] * ks[None, :]
 
 
-def uniform_accuracy(acc: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
-    """Best accuracy of giving every question the same action, mixing two neighbouring actions to fit a budget.
+def uniform_mix(cost: NDArray[np.float64], budget: float) -> tuple[int, int, float]:
+    """Uniform allocation at a budget: the columns of the two neighbouring actions around it (by cost) and the
+    share of the dearer one that makes the mean cost the budget (0 when one action fits exactly; a budget
+    below the cheapest or above the dearest action gets that action alone)."""
+    order = np.argsort(cost, kind="stable")
+    ranked = cost[order]
+    if budget >= ranked[-1]:
+        return int(order[-1]), int(order[-1]), 0.0
+    above = int(np.searchsorted(ranked, budget, side="left"))
+    if above == 0 or ranked[above] == budget:
+        return int(order[above]), int(order[above]), 0.0
+    low, high = int(order[above - 1]), int(order[above])
+    return low, high, float((budget - cost[low]) / (cost[high] - cost[low]))
 
-    Uniform allocation is the Lagrangian oracle for one "average question", so its frontier gives the answer.
-    """
+
+def uniform_accuracy(acc: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:
+    """Mean accuracy of uniform allocation at `budget` (NaN below the cheapest action's mean cost)."""
     mean_cost = np.broadcast_to(cost, acc.shape).mean(axis=0)
-    curve = frontier(acc.mean(axis=0, keepdims=True), mean_cost)
-    if budget < curve.avg_cost[0]:
+    if budget < mean_cost.min():
         return float("nan")
-    return curve.lp_bound_at(budget)
+    low, high, share = uniform_mix(mean_cost, budget)
+    mean_acc = acc.mean(axis=0)
+    return float((1 - share) * mean_acc[low] + share * mean_acc[high])

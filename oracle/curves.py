@@ -178,22 +178,35 @@ def majority_curve_sampled(
 
     Each draw is a random permutation; its first k samples are a uniform k-subset for every k at once.
     """
-    groups = VoteGroups.of(question)
     ks = _check_ks(ks)
+    _, right = random_orders(VoteGroups.of(question), ks, draws, rng)
+    hits = right.astype(np.float64)
+    return hits.mean(axis=0), hits.std(axis=0, ddof=1) / np.sqrt(draws)
+
+
+def random_orders(
+    groups: VoteGroups, levels: Sequence[int], draws: int, rng: np.random.Generator
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Votes and majority-vote correctness after the first L samples of `draws` random orders, for each level L.
+
+    Returns counts (draws, levels, answers) and right (draws, levels). Levels beyond the samples recorded see
+    them all and share one tie-break, so their outcome is the same (the flat-curve rule). A draw with no votes
+    is wrong. Ties are broken uniformly at random.
+    """
+    held = np.minimum(np.asarray(levels, dtype=np.int64), groups.total)
+    width = max(groups.counts.size, 1)
     if groups.total == 0:
-        return np.zeros(len(ks)), np.zeros(len(ks))
-    labels = groups.labels()  # per sample: its group's index, or -1 for no answer
+        return np.zeros((draws, held.size, width), dtype=np.int64), np.zeros((draws, held.size), dtype=np.bool_)
     order = np.argsort(rng.random((draws, groups.total)), axis=1)
-    drawn = labels[order]
-    onehot = (drawn[:, :, None] == np.arange(len(groups.counts))[None, None, :]).astype(np.int64)
-    running = np.cumsum(onehot, axis=1)  # (draws, m, groups): votes after each drawn sample
-    held = np.minimum(ks, groups.total)
-    votes = running[:, held - 1, :]  # (draws, K, groups)
+    drawn = groups.labels()[order]  # per drawn sample: its answer group, or -1 for no answer
+    running = np.cumsum(drawn[:, :, None] == np.arange(width)[None, None, :], axis=1)
+    distinct, position = np.unique(held, return_inverse=True)
+    votes = running[:, distinct - 1, :]
     jitter = rng.random(votes.shape)  # breaks ties uniformly; never reorders distinct counts
     winner = np.argmax(votes + jitter, axis=2)
-    has_vote = votes.max(axis=2) > 0
-    hits = (groups.correct[winner] & has_vote).astype(np.float64)
-    return hits.mean(axis=0), hits.std(axis=0, ddof=1) / np.sqrt(draws)
+    correct = groups.correct if groups.correct.size else np.zeros(1, dtype=np.bool_)
+    right = correct[winner] & (votes.max(axis=2) > 0)
+    return votes[:, position, :], right[:, position]
 
 
 def best_of_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]:

@@ -15,9 +15,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 @dataclass(frozen=True)
 class VoteGroups:
-    """Distinct answers in order of first appearance, their sample counts, and whether each is correct."""
+    """Sample counts of the distinct answers (in order of first appearance) and whether each is correct."""
 
-    answers: tuple[str, ...]
     counts: NDArray[np.int64]
     correct: NDArray[np.bool_]
     nulls: int
@@ -43,7 +42,6 @@ class VoteGroups:
             sample_group.append(index[sample.answer])
         labels = np.array(sample_group, dtype=np.int64)
         return cls(
-            answers=tuple(index),
             counts=np.bincount(labels[labels >= 0], minlength=len(index)).astype(np.int64),
             correct=np.array(correct, dtype=np.bool_),
             nulls=int(np.sum(labels < 0)),

@@ -116,6 +116,43 @@ def test_evaluate_a_saved_model_on_held_out_outcomes(
     assert rows[2]["mean_samples"] == pytest.approx(4.0, rel=0.3)
 
 
+def test_outputs_never_replace_what_is_not_theirs(
+    capsys: pytest.CaptureFixture[str], example_file: Path, tmp_path: Path
+) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    argv = ["train", "--outcomes", str(example_file), "--budget", "2", "--policy", "uniform", "--folds", "2"]
+    code, _, stderr = run(capsys, *argv, "--out", str(precious))
+    assert code == 1
+    assert "is not an apportion model" in stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+    code, _, stderr = run(capsys, "label", "--outcomes", str(example_file), "--budget", "2", "--out", str(precious))
+    assert code == 1
+    assert "is a directory" in stderr
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, _, stderr = run(capsys, "evaluate", "--outcomes", str(example_file), "--folds", "2", "--out", str(a_file))
+    assert code == 1
+    assert "is not a directory" in stderr
+    assert a_file.read_text() == "x"
+
+
+def test_lopsided_or_tiny_training_sets_do_not_break_the_learners(tmp_path: Path) -> None:
+    from allocator.data import Outcomes as Data
+    from allocator.learned import Imitation, PlugIn
+    from oracle.synthetic import synthetic_outcomes
+
+    data = Data.read(synthetic_outcomes(questions=12, samples=8, seed=5), (1, 2, 4, 8))
+    for policy in (Imitation("logistic"), Imitation("boosting"), PlugIn()):
+        for subset in (data.subset([0, 1]), data):
+            for budget in (1.05, 4.0):
+                decisions = policy.fit(subset, budget).evaluate(data)
+                assert decisions.samples.shape == (12,)
+    single = Data.read(synthetic_outcomes(questions=12, samples=8, seed=5), (4,))
+    assert PlugIn().fit(single, 4.0).choose(single.texts).tolist() == [0] * 12
+
+
 def test_train_refuses_a_budget_below_the_first_round(
     capsys: pytest.CaptureFixture[str], example_file: Path, tmp_path: Path
 ) -> None:

@@ -124,6 +124,14 @@ def test_subsampling_agrees_with_exact_within_its_standard_error() -> None:
     assert np.all(np.abs(mean - exact) <= 4 * stderr + 1e-12)
 
 
+def test_subsampling_holds_the_curve_flat_beyond_the_samples_recorded() -> None:
+    q = question(["a", "b", "a", "c", "b", None], {"a"})
+    mean, _ = majority_curve_sampled(q, (6, 8, 32), 200, np.random.default_rng(0))
+    assert mean[0] == mean[1] == mean[2]
+    nulls = question([None, None, None], set())
+    assert majority_curve_sampled(nulls, KS, 10, np.random.default_rng(0))[0].tolist() == [0.0] * len(KS)
+
+
 def test_subsampling_is_reproducible_per_question_whatever_the_order() -> None:
     qs = [question(["a", "b", "a", "c", "b"], {"a"}).model_copy(update={"id": f"q{i}"}) for i in range(3)]
     forward = accuracy_curves(qs, KS, draws=50, seed=1)

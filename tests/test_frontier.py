@@ -48,3 +48,6 @@ def test_uniform_mixes_two_neighbouring_actions() -> None:
     assert uniform_accuracy(acc, ks, 2.0) == pytest.approx(0.5)
     assert uniform_accuracy(acc, ks, 3.0) == pytest.approx((0.5 + 0.8) / 2)
     assert uniform_accuracy(acc, ks, 100.0) == pytest.approx(0.8)
+    # Neighbours, not the hull: at 3 samples a mix of k = 2 and 4, even where mixing 1 and 4 would do better.
+    dip = np.array([[0.5, 0.1, 0.9]])
+    assert uniform_accuracy(dip, ks, 3.0) == pytest.approx((0.1 + 0.9) / 2)

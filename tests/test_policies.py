@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 
 from allocator.adaptive import Adaptive, schedule
-from allocator.base import shift_for_budget
-from allocator.baselines import LongerGetsMore, Uniform, neighbours
+from allocator.base import price_for_budget
+from allocator.baselines import LongerGetsMore, Uniform
 from allocator.data import Outcomes
 from allocator.evaluate import cross_validate
 from allocator.learned import Imitation, PlugIn
 from allocator.registry import POLICIES
 from allocator.replay import replay
 from cli.outcome_files import read_outcomes
+from oracle.costs import uniform_mix
 from oracle.errors import OracleInputError
 from oracle.synthetic import synthetic_outcomes
 from tests.conftest import recorded
@@ -24,12 +25,14 @@ def data() -> Outcomes:
     return Outcomes.read(synthetic_outcomes(questions=160, samples=16, seed=3), KS)
 
 
-def test_neighbours_mix_two_actions_to_the_budget() -> None:
-    assert neighbours(KS, 4.0) == (2, 2, 0.0)
-    low, high, share = neighbours(KS, 5.0)
+def test_uniform_mixes_the_two_neighbouring_actions_to_the_budget() -> None:
+    cost = np.array(KS, dtype=float)
+    assert uniform_mix(cost, 4.0) == (2, 2, 0.0)
+    low, high, share = uniform_mix(cost, 5.0)
     assert (low, high) == (2, 3)
     assert (1 - share) * 4 + share * 8 == pytest.approx(5.0)
-    assert neighbours(KS, 100.0) == (4, 4, 0.0)
+    assert uniform_mix(cost, 100.0) == (4, 4, 0.0)
+    assert uniform_mix(cost, 0.5) == (0, 0, 0.0)
 
 
 def test_uniform_spends_exactly_the_budget(data: Outcomes) -> None:
@@ -66,6 +69,7 @@ def test_the_adaptive_rule_stops_on_agreement_and_goes_on_on_disagreement(data: 
     split = [policy.next_samples(f"q{i}", ["7", "9"]) for i in range(50)]
     assert sum(agreeing) < sum(split)
     assert policy.next_samples("q", ["1"] * 16) == 0  # the last level always stops
+    assert policy.next_samples("q", ["7"]) == 1  # a first round short of samples is completed first
 
 
 def test_the_adaptive_mix_meets_the_budget_exactly_on_its_training_replays(data: Outcomes) -> None:
@@ -103,8 +107,11 @@ def test_imitation_copies_the_oracle_more_often_than_chance(data: Outcomes) -> N
 def test_a_shift_can_push_spending_up_or_down() -> None:
     scores = np.log(np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]]))
     cost = np.array([1.0, 4.0])
-    assert cost[np.argmax(scores - shift_for_budget(scores, cost, 3.0) * cost, axis=1)].mean() <= 3.0
-    assert shift_for_budget(scores, cost, 3.0) < 0  # the classifier alone would spend 1: it must be pushed up
+    lam = price_for_budget(scores, cost, 3.0, subsidise=True)
+    assert lam < 0  # the classifier alone would spend 1: it must be pushed up
+    assert cost[np.argmax(scores - lam * cost, axis=1)].mean() == pytest.approx(3.0)
+    assert price_for_budget(scores, cost, 3.0) == 0.0  # without a subsidy, under-spending is left alone
+    assert price_for_budget(scores[:, ::-1], cost, 1.0) > 0  # a scorer that over-spends is priced down
 
 
 def test_longer_questions_get_more(data: Outcomes) -> None:
