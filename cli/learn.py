@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,17 @@ from cli.models import file_sha256, load_model, save_model
 from cli.outcome_files import DataFileError, read_outcomes
 from cli.report import summary_row, write_report
 
-# scikit-learn warns about folds that miss a rare action; the evaluation accounts for that itself.
-warnings.filterwarnings("ignore", module="sklearn")
+
+def _quietly(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """scikit-learn warns about folds that miss a rare action; the policies handle it, so users see nothing."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="sklearn")
+            return command(args)
+
+    return run
 
 
 def load(args: argparse.Namespace) -> Outcomes:
@@ -33,6 +44,7 @@ def load(args: argparse.Namespace) -> Outcomes:
     return data
 
 
+@_quietly
 def train(args: argparse.Namespace) -> int:
     data = load(args)
     check_budget(data.ks, args.budget)  # before the oracle, whose own message is about mean costs
@@ -65,6 +77,7 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_quietly
 def evaluate(args: argparse.Namespace) -> int:
     data = load(args)
     if args.model:
