@@ -9,10 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.model_selection import KFold
 
-from allocator.base import Policy
+from allocator.base import Policy, oracle_labels
 from allocator.baselines import Uniform
 from allocator.data import Decisions, Outcomes
-from oracle.solver import solve
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Reference:
 
     @classmethod
     def at(cls, data: Outcomes, budget: float) -> Reference:
-        actions = solve(data.acc, data.cost, budget).actions
+        actions = oracle_labels(data, budget)
         oracle = Decisions(data.cost[actions], data.acc[np.arange(data.n), actions], actions)
         return cls(float(budget), Uniform().fit(data, budget).evaluate(data), oracle)
 
