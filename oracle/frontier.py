@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from oracle.instance import Instance, make_instance
-
-_CHUNK = 16384  # questions whose hulls are built together: their arrays stay in cache
+from oracle.instance import Instance, make_instance, row_chunks
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def frontier(acc: ArrayLike, cost: ArrayLike) -> Frontier:
     # found are paid for, and no chunk's results are copied twice.
     room = np.empty((3, inst.n * (inst.acc.shape[1] - 1)))
     filled = 0
-    for span in _spans(inst.n):
+    for span in row_chunks(inst.n):
         filled = _hull_segments(inst, span, start[span], room, filled)
     gains, prices, slopes = room[:, :filled]
     # Within a question slopes strictly decrease (see _hull_segments), so any order of equal slopes across
@@ -59,10 +57,6 @@ def frontier(acc: ArrayLike, cost: ArrayLike) -> Frontier:
         accuracy=_running_mean(gains, order, base_acc, inst.n),
         lam=_sorted_with_head(slopes, order, np.inf),
     )
-
-
-def _spans(n: int) -> list[slice]:
-    return [slice(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
 
 
 def _sorted_with_head(values: NDArray[np.float64], order: NDArray[np.intp], head: float) -> NDArray[np.float64]:

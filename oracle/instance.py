@@ -6,6 +6,7 @@ which is what makes the oracle's choices deterministic.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,12 @@ from numpy.typing import ArrayLike, NDArray
 from oracle.errors import OracleInputError
 
 Index = NDArray[np.intp] | slice
+CHUNK = 16384  # rows handled together by the passes over (n, K) arrays: their buffers stay in cache
+
+
+def row_chunks(total: int) -> list[slice]:
+    """Consecutive slices of at most CHUNK rows covering `total` rows."""
+    return [slice(start, min(start + CHUNK, total)) for start in range(0, total, CHUNK)]
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Instance:
         cheapest = np.broadcast_to(cost == cost[..., :1], self.acc.shape)
         return np.asarray(np.argmax(np.where(cheapest, self.acc, -np.inf), axis=1), dtype=np.intp)
 
+    @functools.cached_property
     def smallest_step(self) -> float:
         """The smallest positive difference between two actions' costs within a question (inf if none)."""
         steps = np.diff(self.cost, axis=-1)

@@ -11,17 +11,15 @@ therefore finds the smallest price whose allocation fits the budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from oracle.errors import OracleInputError
-from oracle.instance import Instance, make_instance
+from oracle.instance import CHUNK, Instance, make_instance, row_chunks
 
 _RELATIVE_SLACK = 1e-12  # float sums of costs may wobble in the last bits; the budget is not exceeded beyond it
-_CHUNK = 16384  # rows per step of a pass: its buffer stays in cache, and no (n, K) temporary is allocated
 _SUBSAMPLE = 20000  # questions used to guess λ before the exact search on all of them
 _GUESS_WIDTH = 1.02  # the guess is bracketed by [guess / width, guess * width]
 
@@ -84,18 +82,13 @@ class _Bracket:
             self.lo, self.lo_actions = lam, actions
 
 
-def _chunks(total: int) -> Iterator[slice]:
-    for start in range(0, total, _CHUNK):
-        yield slice(start, min(start + _CHUNK, total))
-
-
 def _choose(inst: Instance, lam: float, rows: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
     """argmax_a p(a) - λ c(a) for every row (or the given rows), the cheapest action on ties."""
     count = inst.n if rows is None else rows.size
     chosen = np.empty(count, dtype=np.intp)
-    buffer = np.empty((min(_CHUNK, count), inst.acc.shape[1]))
+    buffer = np.empty((min(CHUNK, count), inst.acc.shape[1]))
     priced = lam * inst.cost if inst.cost.ndim == 1 else None
-    for span in _chunks(count):
+    for span in row_chunks(count):
         part = buffer[: span.stop - span.start]
         source = span if rows is None else rows[span]
         if priced is not None:
@@ -116,7 +109,7 @@ def _total_cost(inst: Instance, actions: NDArray[np.intp], rows: NDArray[np.intp
 
 def _gathered_sum(table: NDArray[np.float64], actions: NDArray[np.intp], rows: NDArray[np.intp] | None = None) -> float:
     total = 0.0
-    for span in _chunks(actions.size):
+    for span in row_chunks(actions.size):
         source = span if rows is None else rows[span]
         total += float(np.take_along_axis(table[source], actions[span][:, None], axis=1).sum())
     return total
@@ -125,7 +118,7 @@ def _gathered_sum(table: NDArray[np.float64], actions: NDArray[np.intp], rows: N
 def _price_of_cheapest(inst: Instance) -> float:
     """A λ above every upgrade's slope, where each question takes the best of its cheapest actions."""
     spread = float(inst.acc.max() - inst.acc.min())
-    return 2 * spread / inst.smallest_step() + 1.0
+    return 2 * spread / inst.smallest_step + 1.0
 
 
 def _narrow_by_subsample(inst: Instance, search: _Bracket, allowed: float) -> None:
@@ -178,13 +171,13 @@ def _spend_leftover(inst: Instance, search: _Bracket, allowed: float) -> NDArray
     """
     actions = search.hi_actions
     leftover = allowed - _total_cost(inst, actions)
-    if leftover < inst.smallest_step():
+    if leftover < inst.smallest_step:
         return actions
     upgraded = actions.copy()
     half = search.hi / 2
     near = np.flatnonzero(_choose(inst, half) != actions)
     leftover = _take_offers(inst, upgraded, near, leftover, floor=half)
-    if leftover >= inst.smallest_step():
+    if leftover >= inst.smallest_step:
         rest = np.flatnonzero(upgraded == actions)
         _take_offers(inst, upgraded, rest, leftover, floor=0.0)
     return upgraded
@@ -197,7 +190,7 @@ def _take_offers(
     ratio = np.full(rows.size, -np.inf)
     target = np.zeros(rows.size, dtype=np.intp)
     price = np.zeros(rows.size)
-    for span in _chunks(rows.size):
+    for span in row_chunks(rows.size):
         source = rows[span]
         here = actions[source][:, None]
         cost = np.broadcast_to(inst.cost_rows(source), (here.shape[0], inst.acc.shape[1]))
@@ -209,7 +202,7 @@ def _take_offers(
         target[span] = best[:, 0]
         ratio[span] = np.take_along_axis(ratios, best, axis=1)[:, 0]
         price[span] = np.take_along_axis(extra, best, axis=1)[:, 0]
-    smallest = inst.smallest_step()
+    smallest = inst.smallest_step
     while rows.size and leftover >= smallest:
         pick = int(np.argmax(np.where(price <= leftover, ratio, -np.inf)))
         if price[pick] > leftover or not np.isfinite(ratio[pick]):
