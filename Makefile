@@ -19,13 +19,15 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 ## demo: on a synthetic outcome file the project generates itself: the oracle's frontier, its labels at a
-## budget of 4 samples, and the default policy trained at that budget
+## budget of 4 samples, the default policy trained at that budget, then the gateway in front of the simulated
+## backend serving 1,000 held-out queries (realized spend and accuracy against uniform)
 demo: $(VENV)/.core
 	mkdir -p out
 	$(BIN)/apportion example --out out/example.jsonl
 	$(BIN)/apportion frontier --outcomes out/example.jsonl --out out/frontier.jsonl
 	$(BIN)/apportion label --outcomes out/example.jsonl --budget 4 --out out/labels.jsonl
 	$(BIN)/apportion train --outcomes out/example.jsonl --budget 4 --out out/model
+	$(BIN)/apportion demo --budget 4 --queries 1000
 
 ## test: lint, type-check and run the test suite
 test: $(VENV)/.dev

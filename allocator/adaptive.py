@@ -44,6 +44,9 @@ def schedule(ks: Sequence[int], budget: float, rounds: int) -> tuple[int, ...]:
     return (int(first), *sorted(int(p) for p in picked))
 
 
+_SWEEP = 24  # prices swept for the ladder of rules serving can move along
+
+
 @dataclass(frozen=True)
 class StoppingRule:
     """At one price: for each level but the last, a regression of the value of going on on the vote state."""
@@ -57,6 +60,7 @@ class Adaptive(Policy):
 
     name = "adaptive"
     adaptive = True
+    movable = True
 
     def __init__(self, rounds: int = 6, orders: int = 48, seed: int = 0, levels: Sequence[int] | None = None) -> None:
         self.rounds = rounds
@@ -73,7 +77,8 @@ class Adaptive(Policy):
         self.staying_ = tuple(
             _probability_model(replays.states[r], replays.correct[r]) for r in range(len(self.levels_) - 1)
         )
-        self.rule_, self.lower_rule_, self.lower_share_ = self._calibrate(replays, budget)
+        self.ladder_ = self._ladder(replays, budget)
+        self.rule_, self.lower_rule_, self.lower_share_ = self._rules_at(budget)
         return self
 
     def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
@@ -88,7 +93,7 @@ class Adaptive(Policy):
             accuracy += share * np.bincount(replays.question, weights=right, minlength=data.n) / counts
         return Decisions(samples=samples, accuracy=accuracy, actions=None)
 
-    def next_samples(self, text: str, answers: Sequence[str | None]) -> int:
+    def next_samples(self, text: str, answers: Sequence[str | None], budget: float | None = None) -> int:
         drawn = len(answers)
         if drawn == 0:
             return self.levels_[0]
@@ -97,10 +102,21 @@ class Adaptive(Policy):
             return self.levels_[0] - drawn
         if level >= len(self.levels_) - 1:
             return 0
-        rule = self.lower_rule_ if stable_fraction(text) < self.lower_share_ else self.rule_
+        rule, lower_rule, lower_share = (
+            (self.rule_, self.lower_rule_, self.lower_share_) if budget is None else (self._rules_at(budget))
+        )
+        rule = lower_rule if stable_fraction(text) < lower_share else rule
         state = vote_state(answer_counts(answers), drawn)
         goes = self._goes_on(rule.going_on[level], rule.price, level, state, float(drawn))[0]
         return self.levels_[level + 1] - drawn if goes else 0
+
+    def price(self, budget: float | None = None) -> float:
+        """The mix's mean price at `budget`."""
+        rule, lower_rule, lower_share = self._rules_at(self.budget_ if budget is None else budget)
+        return (1 - lower_share) * rule.price + lower_share * lower_rule.price
+
+    def spend_range(self) -> tuple[float, float]:
+        return self.ladder_[-1][1], self.ladder_[0][1]
 
     def description(self) -> dict[str, Any]:
         return super().description() | {
@@ -143,33 +159,45 @@ class Adaptive(Policy):
             stop = np.where(goes, stop, level)
         return StoppingRule(price, tuple(going_on)), stop
 
-    def _calibrate(self, replays: Replays, budget: float) -> tuple[StoppingRule, StoppingRule, float]:
-        """Rules that meet the budget on the training replays: the cheapest price whose spend fits, one just
-        below it, and the share of queries to give the lower price so that the mix spends the budget."""
+    def _ladder(self, replays: Replays, budget: float) -> tuple[tuple[StoppingRule, float], ...]:
+        """Rules at many prices with their spend on the training replays, so that serving can move to another
+        budget without refitting: a sweep over the whole range of prices plus a bisection onto `budget`.
+        Sorted by price, keeping only rungs whose spend falls as the price rises."""
         levels = np.array(self.levels_, dtype=np.float64)
+        rungs: dict[float, tuple[StoppingRule, float]] = {}
 
-        def at(price: float) -> tuple[StoppingRule, float]:
+        def at(price: float) -> float:
             rule, stop = self._backward(replays, price)
-            return rule, float(levels[stop].mean())
+            rungs[price] = (rule, float(levels[stop].mean()))
+            return rungs[price][1]
 
-        lo, hi = 0.0, 1.0 / float(np.diff(levels).min()) + 1.0 if len(levels) > 1 else 1.0
-        lo_rule, lo_spend = at(lo)
-        if lo_spend <= budget:
-            return lo_rule, lo_rule, 0.0
-        hi_rule, hi_spend = at(hi)
-        while hi_spend > budget and hi < 1e9:  # a regression's error may still tempt a replay on: raise the price
-            lo, lo_rule, lo_spend = hi, hi_rule, hi_spend
-            hi *= 4
-            hi_rule, hi_spend = at(hi)
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            rule, spend = at(mid)
-            if spend <= budget:
-                hi, hi_rule, hi_spend = mid, rule, spend
-            else:
-                lo, lo_rule, lo_spend = mid, rule, spend
-        share = (budget - hi_spend) / (lo_spend - hi_spend) if lo_spend > hi_spend else 0.0
-        return hi_rule, lo_rule, float(np.clip(share, 0.0, 1.0))
+        top = 1.0 / float(np.diff(levels).min()) + 1.0 if len(levels) > 1 else 1.0
+        for price in (0.0, *np.geomspace(top / 1000, top, _SWEEP)):
+            at(float(price))
+        lo, hi = 0.0, top
+        if at(lo) > budget:
+            while at(hi) > budget and hi < 1e9:  # a regression's error may still tempt a replay on
+                lo, hi = hi, hi * 4
+            for _ in range(40):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if at(mid) <= budget else (mid, hi)
+        ladder: list[tuple[StoppingRule, float]] = []
+        for price in sorted(rungs):
+            if not ladder or rungs[price][1] < ladder[-1][1]:
+                ladder.append(rungs[price])
+        return tuple(ladder)
+
+    def _rules_at(self, budget: float) -> tuple[StoppingRule, StoppingRule, float]:
+        """The cheapest rung whose spend fits `budget`, the rung below it, and the share of queries to give
+        the lower one so that the mix spends the budget (a randomised rule, as in the LP)."""
+        spends = np.array([spend for _, spend in self.ladder_])
+        fits = int(np.argmax(spends <= budget)) if (spends <= budget).any() else len(spends) - 1
+        rule, spend = self.ladder_[fits]
+        if fits == 0 or spend > budget:
+            return rule, rule, 0.0
+        lower_rule, lower_spend = self.ladder_[fits - 1]
+        share = (budget - spend) / (lower_spend - spend)
+        return rule, lower_rule, float(np.clip(share, 0.0, 1.0))
 
 
 class ValueModel:

@@ -24,6 +24,8 @@ class Policy(ABC):
 
     name: ClassVar[str]
     adaptive: ClassVar[bool] = False
+    movable: ClassVar[bool] = False
+    """Whether the policy can serve at another budget than it was fitted at (what online control moves)."""
 
     @abstractmethod
     def fit(self, data: Outcomes, budget: float) -> Self:
@@ -33,12 +35,27 @@ class Policy(ABC):
         """The column of `ks_` to use for each text (one-shot policies)."""
         raise NotImplementedError(f"{self.name} samples in rounds: use next_samples")
 
-    def next_samples(self, text: str, answers: Sequence[str | None]) -> int:
+    def next_samples(self, text: str, answers: Sequence[str | None], budget: float | None = None) -> int:
         """How many more samples to draw for `text`, given the answers so far (none yet at the start); 0 stops.
 
+        `budget` is the operating budget online control asks for (the fitted one when None or not movable).
         One-shot policies decide everything up front.
         """
-        return 0 if answers else self.ks_[int(self.choose([text])[0])]
+        return 0 if answers else self.ks_[int(self.choose_at([text], budget)[0])]
+
+    def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
+        """`choose` at an operating budget; policies that are not movable ignore it."""
+        return self.choose(texts)
+
+    def price(self, budget: float | None = None) -> float | None:
+        """λ, the accuracy a sample must buy to be drawn, at `budget` (None for policies that have no price)."""
+        return None
+
+    def spend_range(self) -> tuple[float, float]:
+        """The least and most this policy can spend per query on average: the span online control can move."""
+        if not self.movable:
+            return self.budget_, self.budget_
+        return float(min(self.ks_)), float(max(self.ks_))
 
     def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
         """Expected samples and correctness on each question of `data` (held out from fitting)."""

@@ -17,6 +17,7 @@ class Uniform(Policy):
     """Every query gets k samples; a budget between two actions mixes them (each query's draw fixed by its text)."""
 
     name = "uniform"
+    movable = True
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
@@ -24,8 +25,17 @@ class Uniform(Policy):
         return self
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
-        dearer = np.array([stable_fraction(text) < self.share_ for text in texts], dtype=bool)
-        return np.where(dearer, self.high_, self.low_).astype(np.intp)
+        return self._mix(texts, self.low_, self.high_, self.share_)
+
+    def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
+        if budget is None:
+            return self.choose(texts)
+        return self._mix(texts, *uniform_mix(np.array(self.ks_, dtype=np.float64), budget))
+
+    @staticmethod
+    def _mix(texts: Sequence[str], low: int, high: int, share: float) -> NDArray[np.intp]:
+        dearer = np.array([stable_fraction(text) < share for text in texts], dtype=bool)
+        return np.where(dearer, high, low).astype(np.intp)
 
     def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
         """The mix's expectation, so the baseline spends exactly the budget whatever the sample of questions."""

@@ -96,6 +96,7 @@ class PlugIn(Policy):
     """
 
     name = "plugin"
+    movable = True
 
     def __init__(self, alpha: float = 3.0, folds: int = 3, seed: int = 0) -> None:
         self.alpha = alpha
@@ -117,11 +118,16 @@ class PlugIn(Policy):
 
     def with_budget(self, budget: float) -> Self:
         """The same fitted model at another budget: λ interpolated (in log budget) from the calibrated table."""
-        budgets = np.array(sorted(self.price_table_))
-        prices = np.array([self.price_table_[b] for b in budgets])
-        self.price_ = float(np.interp(np.log(budget), np.log(budgets), prices))
+        self.price_ = self.price(budget)
         self.budget_ = float(budget)
         return self
+
+    def price(self, budget: float | None = None) -> float:
+        if budget is None:
+            return self.price_
+        budgets = np.array(sorted(self.price_table_))
+        prices = np.array([self.price_table_[b] for b in budgets])
+        return float(np.interp(np.log(budget), np.log(budgets), prices))
 
     def predict_curves(self, texts: Sequence[str]) -> NDArray[np.float64]:
         return self._curves(self.model_, texts)
@@ -134,8 +140,12 @@ class PlugIn(Policy):
         return np.clip(predicted, 0.0, 1.0)
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
+        return self.choose_at(texts, None)
+
+    def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
         cost = np.array(self.ks_, dtype=np.float64)
-        return np.asarray(np.argmax(self.predict_curves(texts) - self.price_ * cost, axis=1), dtype=np.intp)
+        scores = self.predict_curves(texts) - self.price(budget) * cost
+        return np.asarray(np.argmax(scores, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:
         table = {f"{b:g}": lam for b, lam in self.price_table_.items()}

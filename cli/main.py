@@ -11,6 +11,7 @@ from typing import NoReturn, TypeVar
 from allocator.registry import DEFAULT_POLICY, POLICIES
 from cli import commands, learn
 from cli.outcome_files import DataFileError
+from cli.serve_parsers import add_serving_commands
 from oracle.costs import COST_UNITS
 from oracle.curves import AGGREGATORS
 from oracle.errors import OracleInputError
@@ -188,6 +189,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")
     judge.set_defaults(run=learn.evaluate)
+    add_serving_commands(sub, _finite_float, _positive_int)
     return parser
 
 

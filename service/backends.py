@@ -1,0 +1,247 @@
+"""OpenAI-compatible backends (vLLM, llama.cpp, the simulator) behind one async pool.
+
+A round of k samples is one request with `n = k` where the engine honours `n` (vLLM: the children share the
+prompt's KV cache), or k requests with `n = 1` where it does not (llama.cpp answers one choice whatever `n`
+says; the pool notices and remembers). Requests go to the backend with the fewest outstanding requests;
+failures are retried on another backend with backoff, and a circuit breaker keeps a failing one out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from service.breaker import CircuitBreaker
+
+Fanout = Literal["auto", "n", "parallel"]
+ErrorKind = Literal["connect", "timeout", "status", "malformed", "refused", "unavailable"]
+
+
+class BackendError(Exception):
+    """A backend could not give samples. `kind` feeds the metrics; `status` is the backend's HTTP status."""
+
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Explicit sampling parameters: vLLM would otherwise apply the model's own generation config."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None = None
+    stop: str | list[str] | None = None
+
+
+@dataclass
+class Draw:
+    """The samples one round produced, and what the ones that failed cost us."""
+
+    texts: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    backend_seconds: float = 0.0
+
+    def add(self, other: Draw) -> None:
+        self.texts += other.texts
+        self.finish_reasons += other.finish_reasons
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.failed += other.failed
+        self.errors += other.errors
+        self.backend_seconds = max(self.backend_seconds, other.backend_seconds)
+
+
+@dataclass
+class Backend:
+    url: str
+    breaker: CircuitBreaker
+    fanout: Fanout
+    outstanding: int = 0
+    model: str | None = None
+
+
+class BackendPool:
+    """Draws samples from several backends. `client` is shared (one connection pool for all of them)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        client: httpx.AsyncClient,
+        *,
+        model: str | None = None,
+        fanout: Fanout = "auto",
+        retries: int = 2,
+        backoff: float = 0.05,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.retries = retries
+        self.backoff = backoff
+        self.backends = [
+            Backend(url.rstrip("/"), CircuitBreaker(breaker_threshold, breaker_cooldown), fanout, model=model)
+            for url in urls
+        ]
+        self.errors: dict[ErrorKind, int] = {}
+
+    async def draw(self, messages: list[dict[str, Any]], k: int, sampling: Sampling) -> Draw:
+        """k samples for `messages`. Some may fail (`Draw.failed`); raises `BackendError` only if all do."""
+        draw = Draw()
+        try:
+            backend = self._pick(set())
+            if backend is not None and backend.fanout != "parallel":
+                draw.add(await self._request(messages, k, sampling, first=backend))
+            missing = k - len(draw.texts) - draw.failed
+            if missing > 0:  # the engine ignores n, or fan-out was configured: one request per sample
+                offset = len(draw.texts)
+                seeds = [None if sampling.seed is None else sampling.seed + offset + i for i in range(missing)]
+                single = [self._single(messages, sampling, seed) for seed in seeds]
+                for part in await asyncio.gather(*single):
+                    draw.add(part)
+        except BackendError as exc:
+            if not draw.texts:
+                raise
+            draw.failed = k - len(draw.texts)
+            draw.errors.append(str(exc))
+        if not draw.texts:
+            raise BackendError("unavailable", "; ".join(draw.errors) or "no backend gave a sample")
+        return draw
+
+    async def _single(self, messages: list[dict[str, Any]], sampling: Sampling, seed: int | None) -> Draw:
+        one = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed, sampling.stop)
+        try:
+            return await self._request(messages, 1, one, first=None)
+        except BackendError as exc:
+            return Draw(failed=1, errors=[str(exc)])
+
+    async def _request(self, messages: list[dict[str, Any]], n: int, sampling: Sampling, first: Backend | None) -> Draw:
+        """One request, retried on other backends (with backoff) when a backend fails or refuses."""
+        tried: set[str] = set()
+        last: BackendError | None = None
+        for attempt in range(self.retries + 1):
+            backend = first if attempt == 0 and first is not None else self._pick(tried)
+            if backend is None:
+                backend = self._pick(set()) if tried else None
+            if backend is None:
+                raise last or BackendError("unavailable", "every backend's circuit breaker is open")
+            tried.add(backend.url)
+            try:
+                return await self._call(backend, messages, n, sampling)
+            except BackendError as exc:
+                last = exc
+                self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
+                if exc.kind == "refused":
+                    raise
+                await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+        assert last is not None
+        raise last
+
+    def _pick(self, exclude: set[str]) -> Backend | None:
+        """The closed backend with the fewest outstanding requests; else one whose breaker lets a probe through."""
+        candidates = sorted((b for b in self.backends if b.url not in exclude), key=lambda b: b.outstanding)
+        for backend in candidates:
+            if backend.breaker.state == "closed":
+                return backend
+        return next((b for b in candidates if b.breaker.allows()), None)
+
+    async def _call(self, backend: Backend, messages: list[dict[str, Any]], n: int, sampling: Sampling) -> Draw:
+        body: dict[str, Any] = {
+            "model": backend.model or "default",
+            "messages": messages,
+            "n": n,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.stop is not None:
+            body["stop"] = sampling.stop
+        backend.outstanding += 1
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(f"{backend.url}/chat/completions", json=body)
+        except httpx.TimeoutException as exc:
+            backend.breaker.failed()
+            raise BackendError("timeout", f"{backend.url} timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            backend.breaker.failed()
+            raise BackendError("connect", f"{backend.url} unreachable ({type(exc).__name__}: {exc})") from None
+        finally:
+            backend.outstanding -= 1
+        seconds = time.perf_counter() - started
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            backend.breaker.succeeded()  # the backend is healthy; the request is what it refused
+            raise BackendError("refused", f"backend refused the request: {_message(response)}", response.status_code)
+        if response.status_code != 200:
+            backend.breaker.failed()
+            raise BackendError("status", f"{backend.url} answered {response.status_code}: {_message(response)}")
+        try:
+            draw = _parse(response.json(), seconds)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            backend.breaker.failed()
+            raise BackendError("malformed", f"{backend.url} sent a malformed reply ({exc})") from None
+        backend.breaker.succeeded()
+        if backend.fanout == "auto" and n > 1:
+            backend.fanout = "parallel" if len(draw.texts) < n else "n"
+        return draw
+
+    async def models(self) -> list[str]:
+        """Model ids each reachable backend serves (used to fill in the backend model name at start-up)."""
+        found: list[str] = []
+        for backend in self.backends:
+            try:
+                response = await self.client.get(f"{backend.url}/models")
+                ids = [str(card["id"]) for card in response.json()["data"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+            if backend.model is None and ids:
+                backend.model = ids[0]
+            found += ids
+        return found
+
+    async def health(self) -> dict[str, str]:
+        """Each backend's reachability and breaker state, for `/readyz` and the dashboard."""
+        report: dict[str, str] = {}
+        for backend in self.backends:
+            try:
+                response = await self.client.get(f"{backend.url}/models", timeout=2.0)
+                reachable = response.status_code == 200
+            except httpx.HTTPError:
+                reachable = False
+            report[backend.url] = f"{'up' if reachable else 'down'}, breaker {backend.breaker.state}"
+        return report
+
+
+def _parse(reply: Any, seconds: float) -> Draw:
+    choices = reply["choices"]
+    texts = [str(choice["message"]["content"] or "") for choice in choices]
+    usage = reply.get("usage") or {}
+    return Draw(
+        texts=texts,
+        finish_reasons=[str(choice.get("finish_reason") or "stop") for choice in choices],
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        backend_seconds=seconds,
+    )
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:300] or response.reason_phrase

@@ -1,0 +1,233 @@
+"""Where the fleet's spend is recorded: in-process for one gateway, or Redis for replicas that share it.
+
+Both run the same `BudgetController.update` arithmetic; Redis runs it in one Lua script so that concurrent
+replicas never lose an update (read-modify-write from clients would), and each request id is charged once,
+however often a retry or a replayed charge presents it.
+
+With Redis down, a `FallbackLedger` fails open (the default: serve from a local copy, flag the gateway as
+degraded, and replay the charges into Redis once it is back; the request ids keep that from double-charging)
+or fails closed (refuse to serve).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from allocator.control import BudgetController, ControlState
+
+StoreKind = Literal["local", "redis"]
+_REMEMBERED = 1_000_000  # request ids the local ledger remembers for idempotency
+_CHARGE_TTL = 7 * 24 * 3600  # seconds a request id stays charged in Redis
+
+
+@dataclass(frozen=True)
+class Spend:
+    queries: int = 0
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    state: ControlState
+    since: float
+    tenants: dict[str, Spend]
+
+
+class LedgerUnavailable(Exception):
+    """The shared ledger cannot be reached and the gateway is configured to fail closed."""
+
+
+class Ledger(Protocol):
+    kind: StoreKind
+
+    async def view(self) -> LedgerView: ...
+
+    async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
+        """Record a served query; False when `request_id` was charged already (nothing changes)."""
+        ...
+
+    async def set_target(self, target: float) -> LedgerView:
+        """A new target starts a new window: debt, queries and samples start again from zero."""
+        ...
+
+
+class LocalLedger:
+    """One process's ledger."""
+
+    kind: StoreKind = "local"
+
+    def __init__(self, controller: BudgetController, target: float, clock: Callable[[], float] = time.time) -> None:
+        self.controller = controller
+        self.clock = clock
+        self.state = controller.start(target)
+        self.since = clock()
+        self.tenants: dict[str, Spend] = {}
+        self.charged: OrderedDict[str, None] = OrderedDict()
+
+    async def view(self) -> LedgerView:
+        return LedgerView(self.state, self.since, dict(self.tenants))
+
+    async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
+        if request_id in self.charged:
+            return False
+        self.charged[request_id] = None
+        if len(self.charged) > _REMEMBERED:
+            self.charged.popitem(last=False)
+        self.state = self.controller.update(self.state, samples)
+        spent = self.tenants.get(tenant, Spend())
+        self.tenants[tenant] = Spend(spent.queries + 1, spent.samples + samples)
+        return True
+
+    async def set_target(self, target: float) -> LedgerView:
+        self.state = self.controller.start(target)
+        self.since = self.clock()
+        return await self.view()
+
+
+# KEYS: ledger hash, the request id's key, tenants' queries hash, tenants' samples hash
+# ARGV: samples, tenant, horizon, lowest, highest, ttl
+_CHARGE = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+local samples = tonumber(ARGV[1])
+local target = tonumber(redis.call('HGET', KEYS[1], 'target'))
+local debt = tonumber(redis.call('HGET', KEYS[1], 'debt') or '0') + samples - target
+local horizon, lowest, highest = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+debt = math.max(horizon * (target - highest), math.min(horizon * (target - lowest), debt))
+redis.call('HSET', KEYS[1], 'debt', string.format('%.17g', debt))
+redis.call('HINCRBY', KEYS[1], 'queries', 1)
+redis.call('HINCRBY', KEYS[1], 'samples', samples)
+redis.call('HINCRBY', KEYS[1], 'lifetime_samples', samples)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[4], ARGV[2], samples)
+return 1
+"""
+
+
+class RedisLedger:
+    """The ledger in Redis, shared by every gateway replica pointed at the same `prefix`."""
+
+    kind: StoreKind = "redis"
+
+    def __init__(self, client: aioredis.Redis, controller: BudgetController, prefix: str = "apportion") -> None:
+        self.client = client
+        self.controller = controller
+        self.keys = {name: f"{prefix}:{name}" for name in ("ledger", "tenant_queries", "tenant_samples")}
+        self.charged_prefix = f"{prefix}:charged:"
+        self.script = client.register_script(_CHARGE)
+
+    async def start(self, target: float) -> None:
+        """Join the shared ledger, starting it at `target` if no replica has yet."""
+        fresh = {"target": repr(float(target)), "debt": "0", "queries": "0", "samples": "0", "since": repr(time.time())}
+        async with self.client.pipeline(transaction=True) as pipe:
+            for field, value in fresh.items():
+                pipe.hsetnx(self.keys["ledger"], field, value)
+            await pipe.execute()
+
+    async def view(self) -> LedgerView:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.keys["ledger"])
+            pipe.hgetall(self.keys["tenant_queries"])
+            pipe.hgetall(self.keys["tenant_samples"])
+            ledger, queries, samples = await pipe.execute()
+        state = ControlState(
+            target=float(ledger[b"target"]),
+            debt=float(ledger.get(b"debt", 0)),
+            queries=int(ledger.get(b"queries", 0)),
+            samples=int(ledger.get(b"samples", 0)),
+        )
+        tenants = {name.decode(): Spend(int(queries.get(name, 0)), int(samples[name])) for name in samples}
+        return LedgerView(state, float(ledger.get(b"since", 0)), tenants)
+
+    async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
+        keys = [
+            self.keys["ledger"],
+            self.charged_prefix + request_id,
+            self.keys["tenant_queries"],
+            self.keys["tenant_samples"],
+        ]
+        c = self.controller
+        done = await self.script(keys=keys, args=[samples, tenant, c.horizon, c.lowest, c.highest, _CHARGE_TTL])
+        return bool(done)
+
+    async def set_target(self, target: float) -> LedgerView:
+        self.controller.start(target)  # validates
+        fields = {
+            "target": repr(float(target)),
+            "debt": "0",
+            "queries": "0",
+            "samples": "0",
+            "since": repr(time.time()),
+        }
+        await self.client.hset(self.keys["ledger"], mapping=fields)  # type: ignore[arg-type]
+        return await self.view()
+
+
+@dataclass
+class PendingCharge:
+    request_id: str
+    tenant: str
+    samples: int
+
+
+class FallbackLedger:
+    """Redis while it answers; while it does not, a local ledger (fail open) or an error (fail closed)."""
+
+    kind: StoreKind = "redis"
+
+    def __init__(self, shared: RedisLedger, local: LocalLedger, fail_open: bool = True) -> None:
+        self.shared = shared
+        self.local = local
+        self.fail_open = fail_open
+        self.pending: list[PendingCharge] = []
+        self.degraded = False
+        self.last_view: LedgerView | None = None
+
+    async def view(self) -> LedgerView:
+        try:
+            await self._replay()
+            view = await self.shared.view()
+        except (RedisError, OSError) as exc:
+            return await self._local_view(exc)
+        self.degraded = False
+        self.last_view = view
+        self.local.state = replace(view.state)
+        return view
+
+    async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
+        try:
+            await self._replay()
+            return await self.shared.charge(request_id, tenant, samples)
+        except (RedisError, OSError) as exc:
+            if not self.fail_open:
+                raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None
+            self.degraded = True
+            self.pending.append(PendingCharge(request_id, tenant, samples))
+            return await self.local.charge(request_id, tenant, samples)
+
+    async def set_target(self, target: float) -> LedgerView:
+        try:
+            view = await self.shared.set_target(target)
+        except (RedisError, OSError) as exc:
+            raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None
+        await self.local.set_target(target)
+        return view
+
+    async def _replay(self) -> None:
+        """Charges taken while Redis was away, sent now; each request id counts once whatever happened."""
+        while self.pending:
+            charge = self.pending[0]
+            await self.shared.charge(charge.request_id, charge.tenant, charge.samples)
+            self.pending.pop(0)
+
+    async def _local_view(self, exc: Exception) -> LedgerView:
+        if not self.fail_open:
+            raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None
+        self.degraded = True
+        return await self.local.view()

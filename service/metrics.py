@@ -1,0 +1,56 @@
+"""Prometheus metrics. With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR: every worker writes its
+values there and `/metrics` sums them (gauges take the most recent value written by any worker)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The gateway's metrics, on a registry of its own so that several apps can live in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("apportion_requests", "Requests by route and status", ["route", "status"], registry=r)
+        self.latency = Histogram("apportion_request_seconds", "Time to answer", ["route"], buckets=_SECONDS, registry=r)
+        self.backend_time = Histogram(
+            "apportion_backend_seconds", "Time spent waiting for backends per request", buckets=_SECONDS, registry=r
+        )
+        self.overhead = Histogram(
+            "apportion_overhead_seconds",
+            "The gateway's own time per request (total - backend)",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.samples = Histogram(
+            "apportion_samples_per_request",
+            "Samples drawn per query",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+            registry=r,
+        )
+        self.samples_total = Counter("apportion_samples", "Samples drawn, by tenant", ["tenant"], registry=r)
+        self.agreement = Histogram(
+            "apportion_agreement",
+            "Share of samples agreeing with the answer",
+            buckets=(0.2, 0.4, 0.5, 0.6, 0.8, 0.99, 1),
+            registry=r,
+        )
+        self.backend_errors = Counter("apportion_backend_errors", "Backend failures by kind", ["kind"], registry=r)
+        gauge = {"multiprocess_mode": "mostrecent", "registry": r}
+        self.lam = Gauge("apportion_lambda", "The policy's price per sample at the operating budget", **gauge)  # type: ignore[arg-type]
+        self.target = Gauge("apportion_target_samples", "Fleet target: mean samples per query", **gauge)  # type: ignore[arg-type]
+        self.realized = Gauge("apportion_realized_samples", "Realized mean samples per query in the window", **gauge)  # type: ignore[arg-type]
+        self.operating = Gauge("apportion_operating_budget", "Budget the next query is served at", **gauge)  # type: ignore[arg-type]
+
+    def exposition(self) -> bytes:
+        """The text format; in multiprocess mode, every worker's values combined."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            return generate_latest(combined)
+        return generate_latest(self.registry)

@@ -1,0 +1,217 @@
+"""Thin routes: parse the request, find the tenant, call the `Gateway` on `app.state`, shape the reply."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from service.backends import Sampling
+from service.ledger import LedgerView
+from service.protocol import (
+    BudgetView,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    Decision,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    ReplyMessage,
+    SolveRequest,
+    SolveResponse,
+    TargetChange,
+    TenantSpend,
+    Usage,
+)
+from service.serving import Answered, Gateway, GatewayError
+from service.tenants import Tenant, Tenants
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 502, 503, 504)
+}
+router = APIRouter(responses=ERRORS)
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> Tenant:
+    tenants: Tenants = request.app.state.tenants
+    found = tenants.identify(authorization)
+    if found is None:
+        raise GatewayError(
+            401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_request_error", "invalid_api_key"
+        )
+    return found
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+TenantDep = Annotated[Tenant, Depends(tenant)]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    body: ChatRequest, gw: GatewayDep, who: TenantDep, x_request_id: Annotated[str | None, Header()] = None
+) -> ChatResponse:
+    if body.stream:
+        raise GatewayError(
+            400,
+            "stream is not supported: apportion must see every sample before it answers",
+            "invalid_request_error",
+            "stream_unsupported",
+            "stream",
+        )
+    if body.n not in (None, 1):
+        raise GatewayError(
+            400,
+            "n must be 1: apportion chooses how many samples to draw and returns one answer",
+            "invalid_request_error",
+            "unsupported_value",
+            "n",
+        )
+    if body.model not in (gw.settings.served_model, *gw.known_models):
+        raise GatewayError(
+            404,
+            f"model {body.model!r} does not exist; GET /v1/models lists what this gateway serves",
+            "invalid_request_error",
+            "model_not_found",
+            "model",
+        )
+    settings = gw.settings
+    sampling = Sampling(
+        temperature=settings.temperature if body.temperature is None else body.temperature,
+        top_p=settings.top_p if body.top_p is None else body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens or settings.max_tokens,
+        seed=body.seed,
+        stop=body.stop,
+    )
+    messages = [message.model_dump(exclude_none=True) for message in body.messages]
+    done = await gw.answer(
+        messages,
+        who,
+        sampling=sampling,
+        max_samples=body.max_samples,
+        budget_hint=body.budget,
+        request_id=body.request_id or x_request_id,
+    )
+    return ChatResponse(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=body.model,
+        choices=[Choice(message=ReplyMessage(content=_winning_text(done)), finish_reason=_finish(done))],
+        usage=Usage(
+            prompt_tokens=done.usage.prompt_tokens,
+            completion_tokens=done.usage.completion_tokens,
+            total_tokens=done.usage.prompt_tokens + done.usage.completion_tokens,
+        ),
+        apportion=_decision(gw, done),
+    )
+
+
+@router.post("/v1/solve")
+async def solve(body: SolveRequest, gw: GatewayDep, who: TenantDep) -> SolveResponse:
+    settings = gw.settings
+    sampling = Sampling(settings.temperature, settings.top_p, settings.max_tokens)
+    done = await gw.answer(
+        [{"role": "user", "content": body.question}], who, sampling=sampling, max_samples=body.max_samples
+    )
+    v = done.verdict
+    return SolveResponse(
+        answer=v.answer, samples=len(done.texts), votes=v.votes, agreement=v.agreement, text=_winning_text(done)
+    )
+
+
+@router.get("/v1/models")
+async def models(gw: GatewayDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=gw.settings.served_model, created=gw.started)])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request, gw: GatewayDep) -> JSONResponse:
+    backends = await gw.pool.health()
+    checks: dict[str, Any] = {"backends": backends}
+    ready = any(state.startswith("up") for state in backends.values())
+    redis = request.app.state.redis
+    if redis is not None:
+        try:
+            checks["redis"] = "up" if await redis.ping() else "down"
+        except Exception as exc:  # any failure to answer a ping means not ready
+            checks["redis"] = f"down ({type(exc).__name__})"
+        ready = ready and (checks["redis"] == "up" or gw.settings.redis_failure == "open")
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics(gw: GatewayDep) -> Response:
+    await gw.publish()
+    return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/v1/budget")
+async def budget(request: Request, gw: GatewayDep, who: TenantDep) -> BudgetView:
+    return _budget_view(gw, request.app.state.tenants, await gw.publish(), who)
+
+
+@router.put("/v1/budget/target")
+async def set_target(request: Request, body: TargetChange, gw: GatewayDep, who: TenantDep) -> BudgetView:
+    if not who.admin:
+        raise GatewayError(403, "only the admin key may change the fleet target", "permission_denied", "admin_required")
+    await gw.ledger.set_target(body.target)
+    return _budget_view(gw, request.app.state.tenants, await gw.publish(), who)
+
+
+def _budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) -> BudgetView:
+    budgets = tenants.budgets()
+    rows = []
+    for name, spend in sorted(view.tenants.items()):
+        if who.admin or tenants.open or name == who.name:
+            quota = budgets.get(name)
+            left = None if quota is None else max(quota - spend.samples, 0)
+            rows.append(TenantSpend(tenant=name, queries=spend.queries, samples=spend.samples, budget=quota, left=left))
+    budget = gw.operating_budget(view)
+    return BudgetView(
+        target=view.state.target,
+        realized=view.state.realized,
+        operating_budget=budget,
+        lam=gw.policy.price(budget),
+        queries=view.state.queries,
+        samples=view.state.samples,
+        since=view.since,
+        store=gw.ledger.kind,
+        degraded=gw.degraded,
+        tenants=rows,
+    )
+
+
+def _decision(gw: Gateway, done: Answered) -> Decision:
+    v = done.verdict
+    return Decision(
+        answer=v.answer,
+        samples=len(done.texts),
+        votes=v.votes,
+        agreement=v.agreement,
+        policy=gw.policy.name,
+        lam=done.lam,
+        budget=done.budget,
+        rounds=done.rounds,
+        failed_samples=done.usage.failed,
+        degraded=done.degraded,
+    )
+
+
+def _winning_text(done: Answered) -> str:
+    return done.texts[done.verdict.sample] if done.texts else ""
+
+
+def _finish(done: Answered) -> str:
+    return done.finish_reasons[done.verdict.sample] if done.finish_reasons else "stop"

@@ -1,0 +1,69 @@
+"""The gateway's settings: flags of `apportion serve`, or environment variables prefixed `APPORTION_`.
+
+List settings take JSON in the environment (`APPORTION_BACKENDS='["http://a:8000/v1","http://b:8000/v1"]'`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.backends import Fanout
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APPORTION_", extra="forbid")
+
+    model: Path = Field(description="a trained policy: the MODEL_DIR that `apportion train` wrote")
+    backends: list[str] = Field(min_length=1, description="OpenAI-compatible base URLs, e.g. http://vllm:8000/v1")
+    target_samples: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="fleet budget: mean samples per query (default: the model's)",
+    )
+    redis: str | None = Field(default=None, description="redis://host:port/db for a ledger shared by replicas")
+    redis_prefix: str = "apportion"
+    redis_failure: Literal["open", "closed"] = Field(
+        default="open", description="with Redis down: serve from a local ledger (open) or refuse (closed)"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    served_model: str = Field(default="apportion", description="the model id clients ask for")
+    backend_model: str | None = Field(default=None, description="model name sent to backends (default: theirs)")
+    fanout: Fanout = Field(default="auto", description="n: one request with n; parallel: n requests; auto: detect")
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=512, ge=1)
+    max_samples: int = Field(default=64, ge=1, description="no query draws more, whatever the policy says")
+    answer_pattern: str | None = Field(default=None, description="regex whose first group is the final answer")
+    horizon: float = Field(default=200, ge=1, description="queries over which an overspend is repaid")
+    request_timeout: float = Field(default=120, gt=0, description="seconds before a query is answered or given up")
+    backend_timeout: float = Field(default=60, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    tenants: Path | None = Field(default=None, description="JSON file of tenants and their key hashes")
+    admin_key: SecretStr | None = Field(default=None, description="key that may change the fleet target")
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    log_text: bool = Field(default=False, description="log prompts and answers (off: they may be private)")
+
+    @field_validator("backends")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+        return urls
+
+    @field_validator("answer_pattern")
+    @classmethod
+    def _pattern(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern

@@ -1,0 +1,190 @@
+"""`apportion simulate`: an OpenAI-compatible server with vLLM's response shapes that replays recorded samples.
+
+A known question (matched on the last user message, or the prompt, exactly as recorded) is answered with its
+recorded samples. With a `seed`, choice i of a request uses seed + i (vLLM's rule) and picks sample
+(seed + i) mod m of a fixed shuffle of the question's m samples: a client that advances the seed by the
+samples it has drawn gets distinct samples, without replacement, as the offline replays assume. Without a
+seed, samples are drawn at random with replacement. Texts are the recorded ones where present; a text
+that does not state its recorded answer in a form the gateway extracts (program-of-thought code) gets a
+closing "The answer is X." line; a sample that gave no answer says so.
+
+An unknown question gets the synthetic model of `oracle.synthetic` keyed on its text: a correct answer with
+probability q (fixed by the text's hash), otherwise one of three wrong ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from oracle.outcomes import Question
+from oracle.votes import token_count
+from service.answers import canonical, extract_answer
+
+NO_ANSWER = "I could not work this one out."
+
+
+@dataclass(frozen=True)
+class Recorded:
+    texts: tuple[str, ...]
+    """One reply text per recorded sample, in a fixed shuffled order."""
+
+
+class SimulatedRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=256)
+    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+def reply_text(answer: str | None, text: str | None) -> str:
+    """What a recorded sample says, made to state its recorded answer in a form the gateway extracts."""
+    if answer is None:
+        return NO_ANSWER
+    if text and extract_answer(text) == canonical(answer):
+        return text
+    return f"{text.rstrip()}\nThe answer is {answer}." if text else f"The answer is {answer}."
+
+
+class Simulator:
+    """Recorded questions by text, and the synthetic model for the rest."""
+
+    def __init__(self, questions: Iterable[Question], model: str = "simulated", latency: float = 0.0) -> None:
+        self.model = model
+        self.latency = latency
+        self.recorded: dict[str, Recorded] = {}
+        for question in questions:
+            order = np.random.default_rng(zlib.crc32(question.id.encode())).permutation(len(question.samples))
+            texts = tuple(reply_text(question.samples[i].answer, question.samples[i].text) for i in order)
+            if texts:
+                self.recorded[question.question.strip()] = Recorded(texts)
+
+    def samples(self, prompt: str, n: int, seed: int | None) -> list[str]:
+        key = prompt.strip()
+        recorded = self.recorded.get(key)
+        if recorded is None:
+            return [_synthetic(key, None if seed is None else seed + i) for i in range(n)]
+        m = len(recorded.texts)
+        if seed is None:
+            picks = np.random.default_rng().integers(m, size=n)
+            return [recorded.texts[int(i)] for i in picks]
+        return [recorded.texts[(seed + i) % m] for i in range(n)]
+
+
+def _synthetic(prompt: str, seed: int | None) -> str:
+    """A sample for a question never recorded: right with probability q fixed by the text, else one of three
+    wrong answers; the right answer itself is a number fixed by the text."""
+    key = zlib.crc32(prompt.encode("utf-8"))
+    q = 0.35 + 0.6 * ((key % 1000) / 1000)
+    right = key % 997
+    rng = np.random.default_rng(None if seed is None else [key, seed])
+    if rng.random() < q:
+        return f"Working it through step by step. The answer is {right}."
+    return f"Working it through step by step. The answer is {right + int(rng.integers(1, 4))}."
+
+
+def create_simulator_app(simulator: Simulator) -> FastAPI:
+    """The simulator's HTTP face: the subset of vLLM's OpenAI server the gateway and `collect` use."""
+    app = FastAPI(title="apportion simulate")
+
+    async def draw(body: SimulatedRequest, prompt: str) -> tuple[list[str], int, int]:
+        if simulator.latency:
+            await asyncio.sleep(simulator.latency)
+        texts = simulator.samples(prompt, body.n, body.seed)
+        return texts, token_count(prompt), sum(token_count(text) for text in texts)
+
+    def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: SimulatedRequest) -> Any:
+        if not body.messages:
+            return _error(400, "messages: field required")
+        prompt = str(body.messages[-1].get("content") or "")
+        texts, prompt_tokens, completion_tokens = await draw(body, prompt)
+        choices: list[dict[str, Any]] = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": text, "reasoning": None, "tool_calls": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+            for i, text in enumerate(texts)
+        ]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.model or simulator.model,
+            "choices": choices,
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
+
+    @app.post("/v1/completions")
+    async def completions(body: SimulatedRequest) -> Any:
+        if body.prompt is None:
+            return _error(400, "prompt: field required")
+        prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt)
+        texts, prompt_tokens, completion_tokens = await draw(body, prompt)
+        choices = [
+            {"index": i, "text": text, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
+            for i, text in enumerate(texts)
+        ]
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.model or simulator.model,
+            "choices": choices,
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
+
+    @app.get("/v1/models")
+    async def models() -> Any:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": simulator.model,
+                    "object": "model",
+                    "created": int(time.time()),
+                    "owned_by": "vllm",
+                    "max_model_len": 4096,
+                }
+            ],
+        }
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"simulator error: {type(exc).__name__}")
+
+    return app
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}, status_code=status
+    )
