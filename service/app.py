@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,7 +22,7 @@ from allocator.base import Policy
 from allocator.control import BudgetController
 from cli.models import load_model
 from service.backends import BackendPool
-from service.ledger import FallbackLedger, Ledger, LedgerUnavailable, LocalLedger, RedisLedger
+from service.ledger import FallbackLedger, Ledger, LedgerUnavailable, LocalLedger, RedisLedger, redis_client
 from service.metrics import Metrics
 from service.routes import router
 from service.serving import Gateway, GatewayError
@@ -89,10 +88,7 @@ async def _ledger(settings: Settings, controller: BudgetController, target: floa
     local = LocalLedger(controller, target)
     if settings.redis is None:
         return None, local
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis, max_connections=256, timeout=5, socket_timeout=2, socket_connect_timeout=2
-    )
-    client = aioredis.Redis(connection_pool=pool)
+    client = redis_client(settings.redis)
     shared = RedisLedger(client, controller, settings.redis_prefix)
     ledger = FallbackLedger(shared, local, fail_open=settings.redis_failure == "open")
     try:

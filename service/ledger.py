@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
@@ -38,6 +38,14 @@ class LedgerView:
     state: ControlState
     since: float
     tenants: dict[str, Spend]
+
+
+def redis_client(url: str, max_connections: int = 256) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing past `max_connections` in flight."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_timeout=2, socket_connect_timeout=2
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class LedgerUnavailable(Exception):
@@ -92,11 +100,14 @@ class LocalLedger:
 
 
 # KEYS: ledger hash, the request id's key, tenants' queries hash, tenants' samples hash
-# ARGV: samples, tenant, horizon, lowest, highest, ttl
+# ARGV: samples, tenant, horizon, lowest, highest, ttl, target to start at, time now
 _CHARGE = """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then return 0 end
 local samples = tonumber(ARGV[1])
-local target = tonumber(redis.call('HGET', KEYS[1], 'target'))
+local target = tonumber(redis.call('HGET', KEYS[1], 'target') or ARGV[7])
+if redis.call('HSETNX', KEYS[1], 'target', ARGV[7]) == 1 then  -- Redis lost the ledger: start it again
+  redis.call('HSET', KEYS[1], 'since', ARGV[8])
+end
 local debt = tonumber(redis.call('HGET', KEYS[1], 'debt') or '0') + samples - target
 local horizon, lowest, highest = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 debt = math.max(horizon * (target - highest), math.min(horizon * (target - lowest), debt))
@@ -121,9 +132,11 @@ class RedisLedger:
         self.keys = {name: f"{prefix}:{name}" for name in ("ledger", "tenant_queries", "tenant_samples")}
         self.charged_prefix = f"{prefix}:charged:"
         self.script = client.register_script(_CHARGE)
+        self.default_target = 1.0
 
     async def start(self, target: float) -> None:
         """Join the shared ledger, starting it at `target` if no replica has yet."""
+        self.default_target = float(target)
         fresh = {"target": repr(float(target)), "debt": "0", "queries": "0", "samples": "0", "since": repr(time.time())}
         async with self.client.pipeline(transaction=True) as pipe:
             for field, value in fresh.items():
@@ -136,6 +149,9 @@ class RedisLedger:
             pipe.hgetall(self.keys["tenant_queries"])
             pipe.hgetall(self.keys["tenant_samples"])
             ledger, queries, samples = await pipe.execute()
+        if b"target" not in ledger:  # a Redis that lost its data (restarted without persistence)
+            await self.start(self.default_target)
+            return await self.view()
         state = ControlState(
             target=float(ledger[b"target"]),
             debt=float(ledger.get(b"debt", 0)),
@@ -153,7 +169,17 @@ class RedisLedger:
             self.keys["tenant_samples"],
         ]
         c = self.controller
-        done = await self.script(keys=keys, args=[samples, tenant, c.horizon, c.lowest, c.highest, _CHARGE_TTL])
+        args = [
+            samples,
+            tenant,
+            c.horizon,
+            c.lowest,
+            c.highest,
+            _CHARGE_TTL,
+            repr(self.default_target),
+            repr(time.time()),
+        ]
+        done = await self.script(keys=keys, args=args)
         return bool(done)
 
     async def set_target(self, target: float) -> LedgerView:
@@ -187,7 +213,6 @@ class FallbackLedger:
         self.fail_open = fail_open
         self.pending: list[PendingCharge] = []
         self.degraded = False
-        self.last_view: LedgerView | None = None
 
     async def view(self) -> LedgerView:
         try:
@@ -196,14 +221,17 @@ class FallbackLedger:
         except (RedisError, OSError) as exc:
             return await self._local_view(exc)
         self.degraded = False
-        self.last_view = view
-        self.local.state = replace(view.state)
+        self.local.state, self.local.since, self.local.tenants = view.state, view.since, dict(view.tenants)
         return view
 
     async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
+        """Charged in Redis and mirrored locally, so that an outage starts from where the fleet was."""
         try:
             await self._replay()
-            return await self.shared.charge(request_id, tenant, samples)
+            charged = await self.shared.charge(request_id, tenant, samples)
+            if charged:
+                await self.local.charge(request_id, tenant, samples)
+            return charged
         except (RedisError, OSError) as exc:
             if not self.fail_open:
                 raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None

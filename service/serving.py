@@ -193,6 +193,6 @@ def _backend_failure(exc: Exception, timeout: float) -> GatewayError:
     assert isinstance(exc, BackendError)
     if exc.kind == "refused":
         return GatewayError(400, str(exc), "invalid_request_error", "backend_refused")
-    if exc.kind == "unavailable":
+    if exc.kind in ("unavailable", "connect"):
         return GatewayError(503, f"no backend is available: {exc}", "service_unavailable", "backend_unavailable")
     return GatewayError(502, f"the backend failed: {exc}", "bad_gateway", f"backend_{exc.kind}")
