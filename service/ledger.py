@@ -169,7 +169,7 @@ class RedisLedger:
             self.keys["tenant_samples"],
         ]
         c = self.controller
-        args = [
+        args: list[str | int | float] = [
             samples,
             tenant,
             c.horizon,

@@ -4,7 +4,6 @@ is charged once, replicas lose no update, and a Redis outage neither stops servi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ CONTROLLER = BudgetController(lowest=1, highest=32, horizon=50)
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
-    yield redis_server.url
+    return redis_server.url
 
 
 async def shared_ledger(url: str, target: float = 4.0) -> RedisLedger:
