@@ -55,7 +55,9 @@ class LedgerUnavailable(Exception):
 class Ledger(Protocol):
     kind: StoreKind
 
-    async def view(self) -> LedgerView: ...
+    async def view(self, tenant: str | None = None) -> LedgerView:
+        """The ledger, with every tenant's spend, or only `tenant`'s (what serving a query needs)."""
+        ...
 
     async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
         """Record a served query; False when `request_id` was charged already (nothing changes)."""
@@ -79,8 +81,10 @@ class LocalLedger:
         self.tenants: dict[str, Spend] = {}
         self.charged: OrderedDict[str, None] = OrderedDict()
 
-    async def view(self) -> LedgerView:
-        return LedgerView(self.state, self.since, dict(self.tenants))
+    async def view(self, tenant: str | None = None) -> LedgerView:
+        if tenant is None:
+            return LedgerView(self.state, self.since, dict(self.tenants))
+        return LedgerView(self.state, self.since, {tenant: self.tenants[tenant]} if tenant in self.tenants else {})
 
     async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
         if request_id in self.charged:
@@ -143,15 +147,20 @@ class RedisLedger:
                 pipe.hsetnx(self.keys["ledger"], field, value)
             await pipe.execute()
 
-    async def view(self) -> LedgerView:
+    async def view(self, tenant: str | None = None) -> LedgerView:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys["ledger"])
-            pipe.hgetall(self.keys["tenant_queries"])
-            pipe.hgetall(self.keys["tenant_samples"])
+            for key in ("tenant_queries", "tenant_samples"):
+                if tenant is None:
+                    pipe.hgetall(self.keys[key])
+                else:
+                    pipe.hmget(self.keys[key], [tenant])
             ledger, queries, samples = await pipe.execute()
         if b"target" not in ledger:  # a Redis that lost its data (restarted without persistence)
             await self.start(self.default_target)
-            return await self.view()
+            return await self.view(tenant)
+        if tenant is not None:
+            queries, samples = ({tenant.encode(): v[0]} if v[0] is not None else {} for v in (queries, samples))
         state = ControlState(
             target=float(ledger[b"target"]),
             debt=float(ledger.get(b"debt", 0)),
@@ -203,41 +212,52 @@ class PendingCharge:
 
 
 class FallbackLedger:
-    """Redis while it answers; while it does not, a local ledger (fail open) or an error (fail closed)."""
+    """Redis while it answers; while it does not, a local ledger (fail open) or an error (fail closed).
+
+    Charges are never dropped: one that Redis cannot take is kept and replayed when it is back (fail closed
+    only stops new queries). After a failure Redis is tried again only after `retry_after` seconds, so an
+    outage does not cost every query a connection timeout.
+    """
 
     kind: StoreKind = "redis"
 
-    def __init__(self, shared: RedisLedger, local: LocalLedger, fail_open: bool = True) -> None:
+    def __init__(
+        self, shared: RedisLedger, local: LocalLedger, fail_open: bool = True, retry_after: float = 1.0
+    ) -> None:
         self.shared = shared
         self.local = local
         self.fail_open = fail_open
+        self.retry_after = retry_after
         self.pending: list[PendingCharge] = []
         self.degraded = False
+        self.retry_at = 0.0
 
-    async def view(self) -> LedgerView:
+    async def view(self, tenant: str | None = None) -> LedgerView:
+        if self.degraded and time.monotonic() < self.retry_at:
+            return await self._local_view("Redis is unreachable")
         try:
             await self._replay()
             view = await self.shared.view()
         except (RedisError, OSError) as exc:
-            return await self._local_view(exc)
+            self._failed()
+            return await self._local_view(str(exc))
         self.degraded = False
         self.local.state, self.local.since, self.local.tenants = view.state, view.since, dict(view.tenants)
-        return view
+        return view if tenant is None else await self.local.view(tenant)
 
     async def charge(self, request_id: str, tenant: str, samples: int) -> bool:
         """Charged in Redis and mirrored locally, so that an outage starts from where the fleet was."""
-        try:
-            await self._replay()
-            charged = await self.shared.charge(request_id, tenant, samples)
-            if charged:
-                await self.local.charge(request_id, tenant, samples)
-            return charged
-        except (RedisError, OSError) as exc:
-            if not self.fail_open:
-                raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None
-            self.degraded = True
-            self.pending.append(PendingCharge(request_id, tenant, samples))
-            return await self.local.charge(request_id, tenant, samples)
+        if not (self.degraded and time.monotonic() < self.retry_at):
+            try:
+                await self._replay()
+                charged = await self.shared.charge(request_id, tenant, samples)
+                if charged:
+                    await self.local.charge(request_id, tenant, samples)
+                return charged
+            except (RedisError, OSError):
+                self._failed()
+        self.pending.append(PendingCharge(request_id, tenant, samples))
+        return await self.local.charge(request_id, tenant, samples)
 
     async def set_target(self, target: float) -> LedgerView:
         try:
@@ -247,6 +267,10 @@ class FallbackLedger:
         await self.local.set_target(target)
         return view
 
+    def _failed(self) -> None:
+        self.degraded = True
+        self.retry_at = time.monotonic() + self.retry_after
+
     async def _replay(self) -> None:
         """Charges taken while Redis was away, sent now; each request id counts once whatever happened."""
         while self.pending:
@@ -254,8 +278,7 @@ class FallbackLedger:
             await self.shared.charge(charge.request_id, charge.tenant, charge.samples)
             self.pending.pop(0)
 
-    async def _local_view(self, exc: Exception) -> LedgerView:
+    async def _local_view(self, reason: str) -> LedgerView:
         if not self.fail_open:
-            raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {exc}") from None
-        self.degraded = True
+            raise LedgerUnavailable(f"the shared ledger (Redis) is unreachable: {reason}")
         return await self.local.view()

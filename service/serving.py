@@ -89,7 +89,7 @@ class Gateway:
     ) -> Answered:
         """Draw samples in rounds until the policy stops, vote, and charge the samples drawn to `tenant`."""
         started = time.perf_counter()
-        view = await self.ledger.view()
+        view = await self.ledger.view(tenant.name)
         self._check_quota(view, tenant)
         budget = self._budget(view, budget_hint)
         lam = self.policy.price(budget) if self.policy.movable else self.policy.price()

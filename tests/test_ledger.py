@@ -88,7 +88,7 @@ def test_redis_outage_fails_open_then_replays_without_double_charging(redis_serv
 
     async def check() -> None:
         shared = await shared_ledger(redis_server.url)
-        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, 4.0), fail_open=True)
+        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, 4.0), fail_open=True, retry_after=0.0)
         assert await ledger.charge("before", "t", 4)
         redis_server.stop()
         try:
@@ -110,12 +110,16 @@ def test_redis_outage_fails_closed_when_configured(redis_server: RedisServer) ->
     redis_server.flush()
 
     async def check() -> None:
-        ledger = FallbackLedger(await shared_ledger(redis_server.url), LocalLedger(CONTROLLER, 4.0), fail_open=False)
+        shared = await shared_ledger(redis_server.url)
+        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, 4.0), fail_open=False, retry_after=0.0)
         redis_server.stop()
         try:
             with pytest.raises(LedgerUnavailable, match="unreachable"):
                 await ledger.view()
+            assert await ledger.charge("served-before-it-noticed", "t", 5), "a charge is kept, never lost"
         finally:
             redis_server.start()
+        view = await ledger.view()
+        assert not ledger.degraded and view.state.samples == 5
 
     asyncio.run(check())
