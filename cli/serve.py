@@ -20,6 +20,7 @@ from service.simulator import Simulator, create_simulator_app
 from service.tenants import TenantFileError, key_hash, new_key
 
 _LIST_SETTINGS = {"backends"}
+_FLAGS = {"backends": "--backend"}
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -33,15 +34,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        flag = "--" + where.split(".")[0].replace("_", "-")
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         message = first["msg"].removeprefix("Value error, ")
-        raise DataFileError(f"{flag} (or APPORTION_{where.split('.')[0].upper()}): {message}") from None
+        raise DataFileError(f"{flag} (or APPORTION_{field.upper()}): {message}") from None
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.workers > 1:
+        if settings.redis is None:
+            raise DataFileError("--workers > 1 needs --redis: without it each worker would keep a ledger of its own")
         return _serve_workers(settings, args.workers)
     try:
         app = create_app(settings)
