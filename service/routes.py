@@ -91,11 +91,12 @@ async def chat_completions(
         stop=body.stop,
     )
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
+    greedy = sampling.temperature == 0  # every sample would be the same: one is enough (and vLLM refuses n > 1)
     done = await gw.answer(
         messages,
         who,
         sampling=sampling,
-        max_samples=body.max_samples,
+        max_samples=1 if greedy else body.max_samples,
         budget_hint=body.budget,
         request_id=body.request_id or x_request_id,
     )

@@ -48,6 +48,7 @@ class SimulatedRequest(BaseModel):
     prompt: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=256)
     seed: int | None = None
+    temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
 
@@ -102,6 +103,8 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
     app = FastAPI(title="apportion simulate")
 
     async def draw(body: SimulatedRequest, prompt: str) -> tuple[list[str], int, int]:
+        if body.n > 1 and body.temperature == 0:
+            raise _Refused("n must be 1 when using greedy sampling")  # vLLM's own rule and message
         if simulator.latency:
             await asyncio.sleep(simulator.latency)
         texts = simulator.samples(prompt, body.n, body.seed)
@@ -123,7 +126,7 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
         choices: list[dict[str, Any]] = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": text, "reasoning": None, "tool_calls": []},
+                "message": {"role": "assistant", "content": text, "reasoning": None},
                 "logprobs": None,
                 "finish_reason": "stop",
                 "stop_reason": None,
@@ -177,11 +180,19 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
     async def health() -> Response:
         return Response(status_code=200)
 
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> JSONResponse:
+        return _error(400, str(exc))
+
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         return _error(500, f"simulator error: {type(exc).__name__}")
 
     return app
+
+
+class _Refused(ValueError):
+    """A request vLLM would answer with 400."""
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,11 +76,13 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+            try:
+                if client.ping():  # not just listening: done loading its append-only file
                     return
-            time.sleep(0.02)
+            except redis.RedisError:
+                time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:

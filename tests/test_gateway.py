@@ -74,6 +74,10 @@ def test_the_official_openai_client_works_unmodified(policy: Policy, backend: st
             extra_body={"max_samples": 1},
         )
         assert capped.model_extra["apportion"]["samples"] == 1  # type: ignore[index]
+        greedy = client.chat.completions.create(
+            model="apportion", messages=[{"role": "user", "content": questions[5].question}], temperature=0
+        )
+        assert greedy.model_extra["apportion"]["samples"] == 1, "greedy samples are all the same: one is drawn"  # type: ignore[index]
 
 
 def test_every_failure_has_openais_error_format(policy: Policy, backend: str) -> None:
