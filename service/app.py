@@ -1,7 +1,7 @@
 """The gateway's FastAPI app, built by a factory: `create_app(settings)` (uvicorn: `--factory`).
 
 Nothing is created at import time. The policy is loaded in the factory, so a bad model stops start-up with
-one clear line; connections (httpx, Redis) open in the lifespan and close with it.
+one clear line; connections (aiohttp, Redis) open in the lifespan and close with it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -53,9 +53,9 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-        timeout = httpx.Timeout(settings.backend_timeout, connect=min(5.0, settings.backend_timeout))
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        connector = aiohttp.TCPConnector(limit=1024, limit_per_host=0, keepalive_timeout=30)
+        timeout = aiohttp.ClientTimeout(total=settings.backend_timeout, connect=min(5.0, settings.backend_timeout))
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
             pool = BackendPool(
                 settings.backends,
                 client,
