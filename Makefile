@@ -42,10 +42,11 @@ test-engines: $(VENV)/.dev
 	bash tests/engines/setup.sh
 	$(BIN)/pytest tests/engines
 
-## bench: the solver and feature benchmarks; write bench/results/*.json
+## bench: the solver, feature and gateway benchmarks; write bench/results/*.json
 bench: $(VENV)/.core
 	$(BIN)/python bench/solver.py
 	$(BIN)/python bench/query_features.py
+	$(BIN)/python bench/gateway.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

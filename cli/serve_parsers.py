@@ -13,7 +13,8 @@ examples:
       --target-samples 3 --redis redis://127.0.0.1:6379/0 --tenants tenants.json --port 8080
 
 Every flag can also be set as an environment variable: APPORTION_MODEL, APPORTION_BACKENDS (a JSON list),
-APPORTION_TARGET_SAMPLES, APPORTION_REDIS, APPORTION_ADMIN_KEY, ... Clients use any OpenAI SDK with
+APPORTION_TARGET_SAMPLES, APPORTION_REDIS, ...; the admin key only as APPORTION_ADMIN_KEY (a flag would
+show it to anyone who can list processes). Clients use any OpenAI SDK with
 base_url http://HOST:PORT/v1 and model "apportion"; see GET /docs for the API.
 """
 
@@ -79,7 +80,20 @@ def add_serving_commands(sub: Any, positive_float: Callable[[str], float], posit
         help="how k samples are asked for: one request with n=k, k requests, or detect (auto)",
     )
     s.add_argument("--answer-pattern", metavar="REGEX", help="regex whose first group is a sample's final answer")
-    s.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1)")
+    s.add_argument("--served-model", help="the model id clients ask for (apportion)")
+    s.add_argument("--backend-model", help="model name sent to the backends (default: the one they list)")
+    s.add_argument("--temperature", type=float, help="sampling temperature when a request gives none (0.8)")
+    s.add_argument("--max-tokens", type=positive_int, help="max_tokens per sample when a request gives none (512)")
+    s.add_argument(
+        "--max-samples", type=positive_int, help="no query draws more samples, whatever the policy says (64)"
+    )
+    s.add_argument("--horizon", type=positive_float, help="queries over which an overspend is repaid (200)")
+    s.add_argument("--request-timeout", type=positive_float, help="seconds before a query is given up (120)")
+    s.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
+    s.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
+    s.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
+    s.add_argument("--log-text", action="store_true", default=None, help="log prompts and answers (off)")
+    s.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1; needs --redis)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.set_defaults(run=run("serve"))
 

@@ -18,7 +18,7 @@ import asyncio
 import time
 import uuid
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,39 +122,26 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
         if not body.messages:
             return _error(400, "messages: field required")
         prompt = str(body.messages[-1].get("content") or "")
-        texts, prompt_tokens, completion_tokens = await draw(body, prompt)
-        choices: list[dict[str, Any]] = [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text, "reasoning": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-                "stop_reason": None,
-            }
-            for i, text in enumerate(texts)
-        ]
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.model or simulator.model,
-            "choices": choices,
-            "usage": usage(prompt_tokens, completion_tokens),
-        }
+        return await reply(body, prompt, "chat.completion", "chatcmpl", _message)
 
     @app.post("/v1/completions")
     async def completions(body: SimulatedRequest) -> Any:
         if body.prompt is None:
             return _error(400, "prompt: field required")
         prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt)
+        return await reply(body, prompt, "text_completion", "cmpl", lambda text: {"text": text})
+
+    async def reply(
+        body: SimulatedRequest, prompt: str, kind: str, prefix: str, content: Callable[[str], dict[str, Any]]
+    ) -> dict[str, Any]:
         texts, prompt_tokens, completion_tokens = await draw(body, prompt)
         choices = [
-            {"index": i, "text": text, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
+            {"index": i, **content(text), "logprobs": None, "finish_reason": "stop", "stop_reason": None}
             for i, text in enumerate(texts)
         ]
         return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": kind,
             "created": int(time.time()),
             "model": body.model or simulator.model,
             "choices": choices,
@@ -189,6 +176,10 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
         return _error(500, f"simulator error: {type(exc).__name__}")
 
     return app
+
+
+def _message(text: str) -> dict[str, Any]:
+    return {"message": {"role": "assistant", "content": text, "reasoning": None}}
 
 
 class _Refused(ValueError):
