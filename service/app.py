@@ -6,6 +6,7 @@ one clear line; connections (aiohttp, Redis) open in the lifespan and close with
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +24,7 @@ from allocator.base import Policy
 from allocator.control import BudgetController
 from cli.models import load_model
 from service.backends import BackendPool
+from service.dashboard import STATIC, dashboard_router
 from service.ledger import FallbackLedger, Ledger, LedgerUnavailable, LocalLedger, RedisLedger, redis_client
 from service.metrics import Metrics
 from service.routes import router
@@ -68,9 +71,11 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
             gateway = Gateway(policy, pool, ledger, controller, settings, metrics)
             gateway.known_models = await pool.models()
             app.state.gateway = gateway
+            watcher = asyncio.create_task(gateway.watch())
             try:
                 yield
             finally:
+                watcher.cancel()
                 if redis_client is not None:
                     await redis_client.aclose()
 
@@ -78,6 +83,8 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
     app.state.tenants = tenants
     app.state.metrics = metrics
     app.include_router(router)
+    app.include_router(dashboard_router)
+    app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     _install_errors(app)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)

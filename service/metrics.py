@@ -4,9 +4,13 @@ values there and `/metrics` sums them (gauges take the most recent value written
 from __future__ import annotations
 
 import os
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from service.backends import ErrorKind
+
+ERROR_KINDS = (*get_args(ErrorKind), "partial")
 _SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -41,6 +45,8 @@ class Metrics:
             registry=r,
         )
         self.backend_errors = Counter("apportion_backend_errors", "Backend failures by kind", ["kind"], registry=r)
+        for kind in ERROR_KINDS:  # exported at zero from the start, so alerts and dashboards see the series
+            self.backend_errors.labels(kind)
         gauge = {"multiprocess_mode": "mostrecent", "registry": r}
         self.lam = Gauge("apportion_lambda", "The policy's price per sample at the operating budget", **gauge)  # type: ignore[arg-type]
         self.target = Gauge("apportion_target_samples", "Fleet target: mean samples per query", **gauge)  # type: ignore[arg-type]

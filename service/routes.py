@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from service.backends import Sampling
-from service.ledger import LedgerView
+from service.ledger import LedgerView, Spend
 from service.protocol import (
     BudgetView,
     ChatRequest,
@@ -172,7 +172,7 @@ async def metrics(gw: GatewayDep) -> Response:
 
 @router.get("/v1/budget")
 async def budget(request: Request, gw: GatewayDep, who: TenantDep) -> BudgetView:
-    return _budget_view(gw, request.app.state.tenants, await gw.publish(), who)
+    return budget_view(gw, request.app.state.tenants, await gw.publish(), who)
 
 
 @router.put("/v1/budget/target")
@@ -180,14 +180,15 @@ async def set_target(request: Request, body: TargetChange, gw: GatewayDep, who: 
     if not who.admin:
         raise GatewayError(403, "only the admin key may change the fleet target", "permission_denied", "admin_required")
     await gw.ledger.set_target(body.target)
-    return _budget_view(gw, request.app.state.tenants, await gw.publish(), who)
+    return budget_view(gw, request.app.state.tenants, await gw.publish(), who)
 
 
-def _budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) -> BudgetView:
+def budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) -> BudgetView:
     budgets = tenants.budgets()
     rows = []
-    for name, spend in sorted(view.tenants.items()):
+    for name in sorted(set(view.tenants) | {name for name, t in tenants.by_name().items() if not t.admin}):
         if who.admin or tenants.open or name == who.name:
+            spend = view.tenants.get(name, Spend())
             quota = budgets.get(name)
             left = None if quota is None else max(quota - spend.samples, 0)
             rows.append(TenantSpend(tenant=name, queries=spend.queries, samples=spend.samples, budget=quota, left=left))

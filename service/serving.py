@@ -15,7 +15,8 @@ from allocator.base import Policy
 from allocator.control import BudgetController
 from service.answers import Verdict, aggregate, extract_answer
 from service.backends import BackendError, BackendPool, Draw, Sampling
-from service.ledger import Ledger, LedgerView
+from service.history import History, Served
+from service.ledger import Ledger, LedgerUnavailable, LedgerView
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tenants import Tenant
@@ -65,6 +66,8 @@ class Gateway:
         self.settings = settings
         self.metrics = metrics
         self.pattern = re.compile(settings.answer_pattern) if settings.answer_pattern else None
+        self.history = History()
+        self.backend_health: dict[str, str] = {}
         self.known_models: list[str] = []
         """The backends' own model ids, which clients may ask for too."""
         self.started = int(time.time())
@@ -125,7 +128,9 @@ class Gateway:
         charged = await self.ledger.charge(request_id or uuid.uuid4().hex, tenant.name, len(answers))
         if not charged:
             degraded.append("request id already charged: this repeat was not charged again")
-        self._observe(len(answers), verdict, tenant, time.perf_counter() - started, backend_seconds)
+        seconds = time.perf_counter() - started
+        self._observe(len(answers), verdict, tenant, seconds, backend_seconds)
+        self.history.record(Served(time.time(), seconds, backend_seconds, len(answers), verdict.agreement))
         if self.settings.log_text:
             log.info("question %r answered %r from %d samples", text[:200], verdict.answer, len(answers))
         return Answered(
@@ -177,6 +182,21 @@ class Gateway:
         if lam is not None:
             self.metrics.lam.set(lam)
         return view
+
+    async def watch(self, every: float = 1.0, health_every: int = 5) -> None:
+        """Forever: a point of history each `every` seconds, the backends' health every `health_every` points."""
+        ticks = 0
+        while True:
+            try:
+                if ticks % health_every == 0:
+                    self.backend_health = await self.pool.health()
+                view = await self.publish()
+                budget = self._budget(view, None)
+                self.history.tick(view.state.target, view.state.realized, budget, self.policy.price(budget))
+            except LedgerUnavailable:
+                pass  # fail closed and Redis away: nothing to draw until it is back
+            ticks += 1
+            await asyncio.sleep(every)
 
 
 def _question_text(messages: list[dict[str, Any]]) -> str:

@@ -70,8 +70,11 @@ class Tenants:
             tenants[digest] = Tenant(name, budget)
         return cls(tenants, admin_hash)
 
+    def by_name(self) -> dict[str, Tenant]:
+        return {tenant.name: tenant for tenant in self.by_hash.values()}
+
     def budgets(self) -> dict[str, int | None]:
-        return {tenant.name: tenant.budget for tenant in self.by_hash.values()}
+        return {name: tenant.budget for name, tenant in self.by_name().items()}
 
     def identify(self, authorization: str | None) -> Tenant | None:
         """The tenant a `Bearer` header names; the anonymous tenant on an open API; None when refused."""

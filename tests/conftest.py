@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from cli.outcome_files import write_jsonl
+from allocator.adaptive import Adaptive
+from allocator.base import Policy
+from allocator.data import Outcomes
+from cli.outcome_files import read_outcomes, write_jsonl
+from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
-from service.server_thread import free_port
+from service.server_thread import ServerThread, free_port
+from service.simulator import Simulator, create_simulator_app
 
 SHARED_DATA = Path(os.environ.get("APPORTION_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -93,3 +98,20 @@ class RedisServer:
 
     def flush(self) -> None:
         redis.Redis.from_url(self.url).flushall()
+
+
+# A trained policy in front of the simulator: what the gateway and dashboard tests serve.
+@pytest.fixture(scope="module")
+def questions(example_file: Path) -> list[Question]:
+    return list(read_outcomes(example_file))
+
+
+@pytest.fixture(scope="module")
+def policy(questions: list[Question]) -> Policy:
+    return Adaptive().fit(Outcomes.read(questions, (1, 2, 4, 8, 16)), 4.0)
+
+
+@pytest.fixture(scope="module")
+def backend(questions: list[Question]) -> Iterator[str]:
+    with ServerThread(create_simulator_app(Simulator(questions))) as url:
+        yield url + "/v1"

@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from allocator.adaptive import Adaptive
 from allocator.base import Policy
-from allocator.data import Outcomes
-from cli.outcome_files import read_outcomes
 from oracle.outcomes import Question
 from service.app import create_app
 from service.server_thread import ServerThread, free_port
 from service.settings import Settings
-from service.simulator import Simulator, create_simulator_app
 from service.tenants import key_hash
 from tests.conftest import RedisServer
 
 ERROR_KEYS = {"message", "type", "param", "code"}
-
-
-@pytest.fixture(scope="module")
-def questions(example_file: Path) -> list[Question]:
-    return list(read_outcomes(example_file))
-
-
-@pytest.fixture(scope="module")
-def policy(questions: list[Question]) -> Policy:
-    return Adaptive().fit(Outcomes.read(questions, (1, 2, 4, 8, 16)), 4.0)
-
-
-@pytest.fixture(scope="module")
-def backend(questions: list[Question]) -> Iterator[str]:
-    with ServerThread(create_simulator_app(Simulator(questions))) as url:
-        yield url + "/v1"
 
 
 def gateway(policy: Policy, backends: list[str], **options: object) -> ServerThread:

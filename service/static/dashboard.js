@@ -1,0 +1,160 @@
+// The budget dashboard: polls /v1/dashboard every second and redraws. The key lives in sessionStorage only.
+"use strict";
+
+const POLL_MS = 1000;
+const KEY_STORE = "apportion-key";
+const $ = (id) => document.getElementById(id);
+const charts = {};
+window.dashboard = { charts, polls: 0 };
+
+function headers() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function size(element) {
+  return { width: Math.max(element.clientWidth - 4, 240), height: 200 };
+}
+
+const compact = (u, splits) => splits.map((v) => (v === null ? "" : Number(v.toPrecision(3)).toString()));
+
+function lineChart(id, series, yLabel) {
+  const element = $(id);
+  const options = {
+    ...size(element),
+    scales: { x: { time: true } },
+    series: [{}, ...series.map(([label, stroke, dash]) => ({ label, stroke, width: 2, dash, spanGaps: true }))],
+    axes: [{}, { label: yLabel, size: 60, values: compact }],
+  };
+  charts[id] = new uPlot(options, [[], ...series.map(() => [])], element);
+}
+
+function barChart(id, label, stroke) {
+  const element = $(id);
+  const options = {
+    ...size(element),
+    scales: {
+      x: { time: false, range: (u, min, max) => [(min ?? 0) - 0.6, (max ?? 0) + 0.6] },
+      y: { range: (u, min, max) => [0, Math.max(max, 1) * 1.1] },
+    },
+    series: [{ label: "" }, { label, stroke, fill: stroke + "55", paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }],
+    axes: [
+      { splits: (u) => u.data[0], values: (u, splits) => splits.map((i) => (charts[id].labels || [])[i] ?? "") },
+      { label: "queries", size: 56 },
+    ],
+  };
+  charts[id] = new uPlot(options, [[], []], element);
+}
+
+function setup() {
+  lineChart("chart-budget", [["target", "#1d2430", [6, 4]], ["realized (window)", "#2f6fde"], ["recent", "#8fb3ef"], ["operating budget", "#b35c00"]], "samples");
+  lineChart("chart-lambda", [["λ", "#7a3fc4"]], "λ");
+  lineChart("chart-rate", [["requests/s", "#2f8f5b"]], "req/s");
+  lineChart("chart-latency", [["gateway", "#2f6fde"], ["backend", "#b35c00"]], "ms");
+  barChart("chart-samples", "queries", "#2f6fde");
+  barChart("chart-agreement", "queries", "#2f8f5b");
+}
+
+function setBars(id, labels, counts) {
+  charts[id].labels = labels.map(String);
+  charts[id].setData([labels.map((_, i) => i), counts]);
+}
+
+function fixed(value, digits) {
+  return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
+}
+
+function fillTable(id, rows) {
+  const body = $(id).querySelector("tbody");
+  body.replaceChildren(...rows.map((cells) => {
+    const row = document.createElement("tr");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      td.textContent = cell;
+      row.append(td);
+    }
+    return row;
+  }));
+}
+
+function draw(data) {
+  const budget = data.budget;
+  $("target").textContent = fixed(budget.target, 2);
+  $("realized").textContent = budget.queries ? fixed(budget.realized, 3) : "–";
+  $("operating").textContent = fixed(budget.operating_budget, 2);
+  $("lambda").textContent = budget.lambda === null ? "–" : Number(budget.lambda).toPrecision(3);
+  $("queries").textContent = budget.queries.toLocaleString();
+  $("since").textContent = `since ${new Date(budget.since * 1000).toLocaleTimeString()}`;
+  const s = data.history.series;
+  charts["chart-budget"].setData([s.t, s.target, s.realized, s.recent, s.operating_budget]);
+  charts["chart-lambda"].setData([s.t, s.lam]);
+  charts["chart-rate"].setData([s.t, s.rate]);
+  charts["chart-latency"].setData([s.t, s.latency_ms, s.backend_ms]);
+  setBars("chart-samples", data.history.samples_histogram.samples, data.history.samples_histogram.queries);
+  setBars("chart-agreement", data.history.agreement_histogram.bins, data.history.agreement_histogram.queries);
+  fillTable("tenants", budget.tenants.map((t) => [t.tenant, t.queries.toLocaleString(), t.samples.toLocaleString(), t.budget ?? "no limit", t.left ?? "–"]));
+  fillTable("backends", Object.entries(data.backends));
+  const viewer = data.viewer;
+  $("target-panel").hidden = !viewer.admin;
+  $("read-only").hidden = viewer.admin;
+  const degraded = budget.degraded ? " · DEGRADED: shared ledger unreachable, serving from a local copy" : "";
+  $("status").textContent = `${viewer.admin ? "admin" : viewer.tenant} · policy ${data.policy} · ledger ${budget.store}${degraded} · updated ${new Date().toLocaleTimeString()}`;
+  $("status").className = budget.degraded ? "status error" : "status";
+}
+
+let open = null;
+
+async function poll() {
+  try {
+    if (open === null) open = (await (await fetch("/v1/dashboard/access")).json()).open;
+    if (!open && !sessionStorage.getItem(KEY_STORE)) {
+      $("status").textContent = "This gateway needs an API key: enter yours above.";
+      $("status").className = "status error";
+      return;
+    }
+    const response = await fetch("/v1/dashboard", { headers: headers() });
+    if (response.status === 401) {
+      $("status").textContent = "This gateway needs an API key: enter yours above.";
+      $("status").className = "status error";
+      return;
+    }
+    const body = await response.json();
+    if (!response.ok) {
+      $("status").textContent = `The gateway answered ${response.status}: ${body.error?.message ?? ""}`;
+      $("status").className = "status error";
+      return;
+    }
+    draw(body);
+    window.dashboard.polls += 1;
+  } catch (error) {
+    $("status").textContent = `Cannot reach the gateway (${error.message}); retrying.`;
+    $("status").className = "status error";
+  }
+}
+
+async function changeTarget(event) {
+  event.preventDefault();
+  const target = Number($("new-target").value);
+  const response = await fetch("/v1/budget/target", {
+    method: "PUT",
+    headers: { "Content-Type": "application/json", ...headers() },
+    body: JSON.stringify({ target }),
+  });
+  const body = await response.json();
+  $("target-result").textContent = response.ok ? `target set to ${body.target}` : body.error.message;
+  await poll();
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORE, $("key").value.trim());
+  $("key").value = "";
+  poll();
+});
+$("target-form").addEventListener("submit", changeTarget);
+window.addEventListener("resize", () => {
+  for (const [id, chart] of Object.entries(charts)) chart.setSize(size($(id)));
+});
+setup();
+poll();
+setInterval(poll, POLL_MS);
