@@ -1,4 +1,5 @@
-"""Arguments of the serving commands: `serve`, `simulate`, `key` and `demo` (registered by `cli.main`)."""
+"""Arguments of the commands that talk to backends: `serve`, `simulate`, `key`, `demo`, `collect` and
+`pipeline` (registered by `cli.main`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,17 @@ Known questions are answered from their recorded samples; unknown ones from a sy
 (service/simulator.py says how).
 """
 
+_COLLECT_EXAMPLES = """\
+examples:
+  apportion collect --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out gsm8k.jsonl
+  apportion collect --questions hf:gsm8k:main@test --backend http://vllm:8000/v1 --samples 32 --out gsm8k.jsonl
+"""
+
+_PIPELINE_EXAMPLES = """\
+examples:
+  apportion pipeline --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out runs/gsm8k
+"""
+
 _DEMO_EXAMPLES = """\
 examples:
   apportion demo
@@ -35,11 +47,14 @@ examples:
 
 
 def add_serving_commands(sub: Any, positive_float: Callable[[str], float], positive_int: Callable[[str], int]) -> None:
-    from cli import demo, serve  # imported on use: they pull in the web stack
-
     def run(name: str) -> Callable[[argparse.Namespace], int]:
-        module = demo if name == "demo" else serve
-        return lambda args: int(getattr(module, name)(args))
+        def command(args: argparse.Namespace) -> int:
+            import importlib  # imported on use: they pull in the web stack
+
+            module = {"demo": "demo", "collect": "collect", "pipeline": "pipeline"}.get(name, "serve")
+            return int(getattr(importlib.import_module(f"cli.{module}"), name)(args))
+
+        return command
 
     raw = argparse.RawDescriptionHelpFormatter
     s = sub.add_parser(
@@ -138,3 +153,45 @@ def add_serving_commands(sub: Any, positive_float: Callable[[str], float], posit
     d.add_argument("--latency-ms", type=float, default=0.0, help="simulated backend delay per request (0)")
     d.add_argument("--seed", type=int, default=0, help="seed for the split and the stream (0)")
     d.set_defaults(run=run("demo"))
+
+    c = sub.add_parser(
+        "collect",
+        help="draw and grade samples for a question set through a backend",
+        description="Draw N samples per question from an OpenAI-compatible backend, grade each "
+        "final answer against the gold one (math-aware), and append outcome records to --out. "
+        "Interrupted, run it again: it resumes where it stopped.",
+        epilog=_COLLECT_EXAMPLES,
+        formatter_class=raw,
+    )
+    c.add_argument(
+        "--questions",
+        required=True,
+        metavar="FILE",
+        help="JSONL (ours, GSM8K's or MATH's format) or hf:NAME[:CONFIG][@SPLIT]",
+    )
+    c.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
+    c.add_argument("--samples", type=positive_int, required=True, metavar="N", help="samples per question")
+    c.add_argument("--out", required=True, metavar="FILE", help="outcome file to write or resume (.jsonl)")
+    c.add_argument("--model", help="model name to ask the backend for (default: the one it lists)")
+    c.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
+    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
+    c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0)")
+    c.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per sample (512)")
+    c.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per backend request (300)")
+    c.set_defaults(run=run("collect"))
+
+    p = sub.add_parser(
+        "pipeline",
+        help="collect, label, train and evaluate in one go",
+        description="Run collect → label → train → evaluate into one directory and print the "
+        "command that serves the trained policy.",
+        epilog=_PIPELINE_EXAMPLES,
+        formatter_class=raw,
+    )
+    p.add_argument("--questions", required=True, metavar="FILE", help="as for collect")
+    p.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
+    p.add_argument("--samples", type=positive_int, default=16, help="samples per question (16)")
+    p.add_argument("--budget", type=positive_float, default=4.0, help="mean samples per query to train for (4)")
+    p.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for outcomes, labels, model and report")
+    p.set_defaults(run=run("pipeline"))

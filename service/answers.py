@@ -23,7 +23,7 @@ def extract_answer(text: str, pattern: re.Pattern[str] | None = None) -> str | N
         if found:
             last = found[-1]
             return canonical(last[0] if isinstance(last, tuple) else last)
-    boxed = _last_boxed(text)
+    boxed = last_boxed(text)
     if boxed is not None:
         return canonical(boxed)
     for rule in (_GSM8K, _ANSWER_IS):
@@ -50,7 +50,7 @@ def canonical(answer: str) -> str | None:
     return value or None
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
     """The contents of the last `\\boxed{...}`, braces balanced."""
     start = text.rfind("\\boxed{")
     if start < 0:
