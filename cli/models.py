@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -40,6 +41,9 @@ def save_model(directory: Path, policy: Policy, manifest: dict[str, Any]) -> Non
     if directory.exists() and not _replaceable(directory):
         raise DataFileError(f"{directory}: exists and is not an apportion model; choose another --out")
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model is read by services running as other users
     retired = staging.with_name(staging.name + ".old")
     try:
         skops.io.dump(policy, staging / POLICY_FILE)
