@@ -154,8 +154,19 @@ def add_serving_commands(sub: Any, positive_float: Callable[[str], float], posit
     d.add_argument("--seed", type=int, default=0, help="seed for the split and the stream (0)")
     d.set_defaults(run=run("demo"))
 
+    drawing = argparse.ArgumentParser(add_help=False)  # what collect and pipeline share
+    drawing.add_argument(
+        "--questions",
+        required=True,
+        metavar="FILE",
+        help="JSONL (ours, GSM8K's or MATH's format) or hf:NAME[:CONFIG][@SPLIT]",
+    )
+    drawing.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
+    drawing.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
+
     c = sub.add_parser(
         "collect",
+        parents=[drawing],
         help="draw and grade samples for a question set through a backend",
         description="Draw N samples per question from an OpenAI-compatible backend, grade each "
         "final answer against the gold one (math-aware), and append outcome records to --out. "
@@ -163,17 +174,9 @@ def add_serving_commands(sub: Any, positive_float: Callable[[str], float], posit
         epilog=_COLLECT_EXAMPLES,
         formatter_class=raw,
     )
-    c.add_argument(
-        "--questions",
-        required=True,
-        metavar="FILE",
-        help="JSONL (ours, GSM8K's or MATH's format) or hf:NAME[:CONFIG][@SPLIT]",
-    )
-    c.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
     c.add_argument("--samples", type=positive_int, required=True, metavar="N", help="samples per question")
     c.add_argument("--out", required=True, metavar="FILE", help="outcome file to write or resume (.jsonl)")
     c.add_argument("--model", help="model name to ask the backend for (default: the one it lists)")
-    c.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
     c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
     c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0)")
     c.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per sample (512)")
@@ -182,16 +185,14 @@ def add_serving_commands(sub: Any, positive_float: Callable[[str], float], posit
 
     p = sub.add_parser(
         "pipeline",
+        parents=[drawing],
         help="collect, label, train and evaluate in one go",
         description="Run collect → label → train → evaluate into one directory and print the "
         "command that serves the trained policy.",
         epilog=_PIPELINE_EXAMPLES,
         formatter_class=raw,
     )
-    p.add_argument("--questions", required=True, metavar="FILE", help="as for collect")
-    p.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
     p.add_argument("--samples", type=positive_int, default=16, help="samples per question (16)")
     p.add_argument("--budget", type=positive_float, default=4.0, help="mean samples per query to train for (4)")
-    p.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for outcomes, labels, model and report")
     p.set_defaults(run=run("pipeline"))
