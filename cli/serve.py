@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import redis
 import uvicorn
 from pydantic import ValidationError
 
@@ -42,6 +43,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if settings.redis and settings.redis_failure == "closed":
+        _check_redis(settings.redis)
     if args.workers > 1:
         if settings.redis is None:
             raise DataFileError("--workers > 1 needs --redis: without it each worker would keep a ledger of its own")
@@ -52,6 +55,14 @@ def serve(args: argparse.Namespace) -> int:
         raise DataFileError(str(exc)) from None
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _check_redis(url: str) -> None:
+    """Failing closed, a gateway without its ledger would refuse every query: say so now, in one line."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise DataFileError(f"--redis {url}: Redis is unreachable ({exc}) and --redis-failure is closed") from None
 
 
 def _serve_workers(settings: Settings, workers: int) -> int:

@@ -21,7 +21,7 @@ import aiohttp
 from service.breaker import CircuitBreaker
 
 Fanout = Literal["auto", "n", "parallel"]
-ErrorKind = Literal["connect", "timeout", "status", "malformed", "refused", "unavailable"]
+ErrorKind = Literal["connect", "timeout", "status", "malformed", "disconnected", "refused", "unavailable"]
 
 
 class BackendError(Exception):
@@ -184,9 +184,13 @@ class BackendPool:
         except TimeoutError:
             backend.breaker.failed()
             raise BackendError("timeout", f"{backend.url} timed out") from None
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:
             backend.breaker.failed()
             raise BackendError("connect", f"{backend.url} unreachable ({type(exc).__name__}: {exc})") from None
+        except aiohttp.ClientError as exc:  # it accepted the request, then hung up or sent a broken reply
+            backend.breaker.failed()
+            message = f"{backend.url} broke off its reply ({type(exc).__name__}: {exc})"
+            raise BackendError("disconnected", message) from None
         finally:
             backend.outstanding -= 1
         seconds = time.perf_counter() - started

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,11 +18,13 @@ def fake_backend(mode: str = "ok", answer: str = "7", delay: float = 0.0) -> Fas
     answers 500; `malformed` sends broken JSON; `slow` waits `delay` seconds; `reject` answers 400."""
     app = FastAPI()
     app.state.calls = 0
+    app.state.mode = mode  # tests may switch it while the server runs
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         body: dict[str, Any] = await request.json()
         app.state.calls += 1
+        mode = app.state.mode
         if mode == "slow" or delay:
             await asyncio.sleep(delay)
         if mode == "error" or (mode == "flaky" and app.state.calls % 2 == 0):
@@ -52,3 +58,28 @@ def fake_backend(mode: str = "ok", answer: str = "7", delay: float = 0.0) -> Fas
         return {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "test"}]}
 
     return app
+
+
+@contextmanager
+def hanging_up_backend() -> Iterator[str]:
+    """A server that starts a 200 reply promising 500 bytes, sends 14, and closes the connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                connection.sendall(head + b'{"choices": [')
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        listener.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
@@ -15,11 +17,13 @@ from allocator.baselines import Uniform
 from allocator.data import Outcomes
 from cli.outcome_files import read_outcomes
 from service.app import create_app
+from service.backends import BackendError, BackendPool, Sampling
 from service.server_thread import ServerThread, free_port
 from service.settings import Settings
-from tests.fake_backends import fake_backend
+from tests.fake_backends import fake_backend, hanging_up_backend
 from tests.test_gateway import assert_error
 
+SAMPLING = Sampling(temperature=0.8, top_p=1.0, max_tokens=16)
 ASK = {"question": "Ben has 4 books. How many books does Ben have now?"}
 
 
@@ -74,6 +78,39 @@ def test_a_failing_backend_gives_a_clear_gateway_error(
     with serve(four_samples, [backends[mode]], retries=1) as url:
         error = assert_error(httpx.post(url + "/v1/solve", json=ASK), status, code)
     assert "backend" in str(error["message"])
+
+
+def test_a_backend_that_hangs_up_mid_reply_is_a_clear_502(four_samples: Policy) -> None:
+    with hanging_up_backend() as broken, serve(four_samples, [broken], retries=1) as url:
+        started = time.monotonic()
+        error = assert_error(httpx.post(url + "/v1/solve", json=ASK), 502, "backend_disconnected")
+    assert "broke off its reply" in str(error["message"]) and time.monotonic() - started < 5
+
+
+def test_the_breaker_opens_then_recovers_once_the_backend_does() -> None:
+    backend = fake_backend("ok")
+    with ServerThread(backend) as url:
+
+        async def scenario() -> list[str]:
+            async with aiohttp.ClientSession() as client:
+                pool = BackendPool([url + "/v1"], client, retries=0, breaker_threshold=2, breaker_cooldown=0.3)
+                states = []
+                backend.state.mode = "error"
+                for _ in range(2):
+                    with pytest.raises(BackendError):
+                        await pool.draw([{"role": "user", "content": "hi"}], 2, SAMPLING)
+                states.append(pool.backends[0].breaker.state)
+                with pytest.raises(BackendError, match="circuit breaker is open"):
+                    await pool.draw([{"role": "user", "content": "hi"}], 2, SAMPLING)
+                backend.state.mode = "ok"
+                await asyncio.sleep(0.35)
+                states.append(pool.backends[0].breaker.state)
+                draw = await pool.draw([{"role": "user", "content": "hi"}], 2, SAMPLING)
+                states.append(pool.backends[0].breaker.state)
+                assert len(draw.texts) == 2
+                return states
+
+        assert asyncio.run(scenario()) == ["open", "half-open", "closed"]
 
 
 def test_a_refused_connection_is_503_and_a_stalled_backend_504_within_the_timeout(
