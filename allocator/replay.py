@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from answers.votes import tally
 from oracle.curves import random_orders
 from oracle.votes import VoteGroups
 
@@ -76,8 +77,4 @@ def vote_state(counts: NDArray[np.float64], level: int, recorded: int | None = N
 
 def answer_counts(answers: Sequence[str | None]) -> NDArray[np.float64]:
     """One row of vote counts for the answers drawn so far (None casts no vote)."""
-    tally: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            tally[answer] = tally.get(answer, 0) + 1
-    return np.array([list(tally.values()) or [0]], dtype=np.float64)
+    return np.array([tally(answers).counts or (0,)], dtype=np.float64)

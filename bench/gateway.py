@@ -42,8 +42,8 @@ import numpy as np
 
 from allocator.data import Outcomes
 from allocator.registry import DEFAULT_POLICY, POLICIES
-from cli.models import save_model
-from cli.outcome_files import write_jsonl
+from files.models import save_model
+from files.outcomes import write_jsonl
 from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
 from service.server_thread import free_port

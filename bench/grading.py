@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from service.grading import equivalent
+from answers.equivalence import equivalent
 
 # (answer as extracted from a sample, gold answer, same value?)
 CASES: list[tuple[str, str, bool]] = [

@@ -14,8 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-from cli.outcome_files import read_outcomes
 from features.text import query_features
+from files.outcomes import read_outcomes
 from oracle.synthetic import synthetic_outcomes
 
 

@@ -1,33 +1,52 @@
 """`apportion collect`: N samples per question from an OpenAI-compatible backend, graded, as outcome records.
 
-Each question's record is appended (and flushed to disk) as soon as its samples are graded, so an
-interrupted run loses at most the questions in flight. Started again with the same --out, it reads what is
-there, cuts off a last line that was half written, and collects only the questions not yet recorded: no
-question is lost or written twice.
+Started again with the same --out after an interruption, it cuts off a last line that was half written and
+collects only the questions not yet recorded: no question is lost or written twice.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 from pathlib import Path
-from typing import IO
 
-import aiohttp
-from tqdm import tqdm
+from cli.options import Subcommands, add_command, drawing_options, positive_float, positive_int
 
-from cli.outcome_files import DataFileError
-from cli.question_sets import Task, read_question_set
-from oracle.outcomes import OutcomeLineError, Question, Sample, parse_outcome_line
-from service.answers import canonical, extract_answer
-from service.backends import BackendError, BackendPool, Sampling
-from service.grading import equivalent
+_EXAMPLES = """\
+examples:
+  apportion collect --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out gsm8k.jsonl
+  apportion collect --questions hf:gsm8k:main@test --backend http://vllm:8000/v1 --samples 32 --out gsm8k.jsonl
+"""
 
 
-def collect(args: argparse.Namespace) -> int:
+def register(sub: Subcommands) -> None:
+    c = add_command(
+        sub,
+        "collect",
+        run,
+        parents=[drawing_options()],
+        help="draw and grade samples for a question set through a backend",
+        description="Draw N samples per question from an OpenAI-compatible backend, grade each "
+        "final answer against the gold one (math-aware), and append outcome records to --out. "
+        "Interrupted, run it again: it resumes where it stopped.",
+        epilog=_EXAMPLES,
+    )
+    c.add_argument("--samples", type=positive_int, required=True, metavar="N", help="samples per question")
+    c.add_argument("--out", required=True, metavar="FILE", help="outcome file to write or resume (.jsonl)")
+    c.add_argument("--model", help="model name to ask the backend for (default: the one it lists)")
+    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
+    c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0)")
+    c.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per sample (512)")
+    c.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per backend request (300)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from files.outcomes import OutcomeAppender, recorded_ids
+    from files.questions import read_question_set
+    from service.backends import Sampling
+    from service.collection import collect
+
     tasks = read_question_set(args.questions)
     out = Path(args.out)
     done = recorded_ids(out)
@@ -38,7 +57,20 @@ def collect(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     sampling = Sampling(args.temperature, args.top_p, args.max_tokens)
-    failed = asyncio.run(_collect(todo, out, args, sampling)) if todo else []
+    failed: list[str] = []
+    if todo:
+        with OutcomeAppender(out) as append:
+            drawing = collect(
+                todo,
+                args.backend,
+                args.samples,
+                sampling,
+                append,
+                model=args.model,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+            )
+            failed = asyncio.run(drawing)
     if failed:
         print(
             f"{len(failed)} questions got no samples ({failed[0]}); run the same command again to retry them",
@@ -47,87 +79,3 @@ def collect(args: argparse.Namespace) -> int:
         return 1
     print(f"{out}: {len(tasks)} questions recorded", file=sys.stderr)
     return 0
-
-
-def recorded_ids(out: Path) -> set[str]:
-    """Ids already in `out`. A last line without its newline (an interrupted write) is cut off."""
-    if not out.exists():
-        return set()
-    if out.is_dir():
-        raise DataFileError(f"{out}: is a directory; name a file to write")
-    data = out.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(out, "r+b") as handle:
-            handle.truncate(len(complete))
-    ids = set()
-    for number, line in enumerate(complete.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            ids.add(parse_outcome_line(line).id)
-        except OutcomeLineError as exc:
-            raise DataFileError(f"{out}:{number}: not an outcome record ({exc}); choose another --out") from None
-    return ids
-
-
-async def _collect(tasks: list[Task], out: Path, args: argparse.Namespace, sampling: Sampling) -> list[str]:
-    failed: list[str] = []
-    gate = asyncio.Semaphore(args.concurrency)
-    timeout = aiohttp.ClientTimeout(total=args.timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as client:
-        pool = BackendPool([args.backend], client, model=args.model, retries=3)
-        await pool.models()
-        with open(out, "a", encoding="utf-8") as sink, tqdm(total=len(tasks), unit="question", desc="collect") as bar:
-
-            async def one(task: Task) -> None:
-                async with gate:
-                    try:
-                        question = await sample(pool, task, args.samples, sampling)
-                    except BackendError as exc:
-                        failed.append(f"{task.id}: {exc}")
-                    else:
-                        append(sink, question)
-                    bar.update()
-
-            await asyncio.gather(*(one(task) for task in tasks))
-    return failed
-
-
-async def sample(pool: BackendPool, task: Task, n: int, sampling: Sampling) -> Question:
-    """n graded samples; samples that fail are asked for again, up to twice."""
-    texts: list[str] = []
-    for _ in range(3):
-        if len(texts) >= n:
-            break
-        draw = await pool.draw([{"role": "user", "content": task.question}], n - len(texts), sampling)
-        texts += draw.texts
-    return Question(
-        id=task.id, question=task.question, gold=task.gold, level=task.level, samples=grade(texts, task.gold)
-    )
-
-
-def grade(texts: list[str], gold: str) -> list[Sample]:
-    """Each text's final answer and whether it is the gold one. Answers that are equivalent to each other
-    (0.5 and 1/2) are written the same way, as the first seen (the gold's own form when right), so that
-    they vote together."""
-    forms: list[str] = []
-    samples = []
-    for text in texts:
-        answer = extract_answer(text)
-        correct = equivalent(answer, gold)
-        if answer is not None:
-            if correct:
-                answer = canonical(gold) or gold.strip()
-            else:
-                answer = next((form for form in forms if form == answer or equivalent(answer, form)), answer)
-                forms.append(answer)
-        samples.append(Sample(answer=answer, correct=correct, text=text))
-    return samples
-
-
-def append(sink: IO[str], question: Question) -> None:
-    """One whole line, on disk before the next question is counted as done."""
-    sink.write(json.dumps(question.to_record(), ensure_ascii=False) + "\n")
-    sink.flush()
-    os.fsync(sink.fileno())

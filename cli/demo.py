@@ -20,21 +20,43 @@ from tqdm import tqdm
 
 from allocator.data import Outcomes
 from allocator.registry import DEFAULT_POLICY, POLICIES
-from cli.models import load_model
-from cli.outcome_files import read_outcomes
+from answers.extract import canonical
+from cli.options import Subcommands, add_command, positive_float, positive_int
+from files.models import load_model
+from files.outcomes import read_outcomes
 from oracle.costs import uniform_mix
+from oracle.curves import DEFAULT_ACTIONS
 from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
-from service.answers import canonical
-from service.app import create_app
-from service.server_thread import ServerThread
-from service.settings import Settings
-from service.simulator import Simulator, create_simulator_app
 
-ACTIONS = (1, 2, 4, 8, 16, 32)
+_EXAMPLES = """\
+examples:
+  apportion demo
+  apportion demo --outcomes ../shared/data/gsm8k-llama2-13b.jsonl --budget 4 --queries 2000
+"""
 
 
-def demo(args: argparse.Namespace) -> int:
+def register(sub: Subcommands) -> None:
+    d = add_command(
+        sub,
+        "demo",
+        run,
+        help="simulator + gateway on this machine: spend and accuracy against uniform",
+        description="Train the default policy on half the questions, start the simulated backend "
+        "and the gateway on loopback, send the other half through it, and compare with uniform "
+        "allocation at the same spend. No GPU, no Redis.",
+        epilog=_EXAMPLES,
+    )
+    d.add_argument("--outcomes", metavar="FILE", help="recorded samples (default: a synthetic file)")
+    d.add_argument("--model", metavar="MODEL_DIR", help="serve this model instead of training one")
+    d.add_argument("--budget", type=positive_float, default=4.0, help="target mean samples per query (4)")
+    d.add_argument("--queries", type=positive_int, default=1000, help="queries to send (1000)")
+    d.add_argument("--concurrency", type=positive_int, default=16, help="queries in flight (16)")
+    d.add_argument("--latency-ms", type=float, default=0.0, help="simulated backend delay per request (0)")
+    d.add_argument("--seed", type=int, default=0, help="seed for the split and the stream (0)")
+
+
+def run(args: argparse.Namespace) -> int:
     questions = list(read_outcomes(Path(args.outcomes))) if args.outcomes else list(synthetic_outcomes(400, 32))
     random.Random(args.seed).shuffle(questions)
     half = len(questions) // 2
@@ -43,12 +65,17 @@ def demo(args: argparse.Namespace) -> int:
         policy, _ = load_model(Path(args.model))
     else:
         print(f"training the {DEFAULT_POLICY} policy on {len(training)} questions at {args.budget:g} samples per query")
-        policy = POLICIES[DEFAULT_POLICY]().fit(Outcomes.read(training, ACTIONS), args.budget)
+        policy = POLICIES[DEFAULT_POLICY]().fit(Outcomes.read(training, DEFAULT_ACTIONS), args.budget)
     stream = [serving[i % len(serving)] for i in range(args.queries)]
     random.Random(args.seed + 1).shuffle(stream)
+    from service.app import create_app
+    from service.server_thread import ServerThread
+    from service.settings import Settings
+    from service.simulator import Simulator, create_simulator_app
+
     simulator = Simulator(questions, latency=args.latency_ms / 1000)
     with ServerThread(create_simulator_app(simulator)) as backend:
-        settings = Settings(model=Path("."), backends=[backend + "/v1"], target_samples=args.budget)
+        settings = Settings(backends=[backend + "/v1"], target_samples=args.budget)
         with ServerThread(create_app(settings, policy=policy)) as gateway:
             print(f"simulated backend on {backend}/v1, gateway on {gateway}/v1; sending {len(stream)} queries")
             answers = asyncio.run(_send(gateway, stream, args.concurrency, args.seed))
@@ -87,7 +114,7 @@ async def _send(gateway: str, stream: list[Question], concurrency: int, seed: in
 def _summary(stream: list[Question], answers: list[str | None], ledger: dict[str, Any]) -> dict[str, Any]:
     right = np.array([_is_right(q, a) for q, a in zip(stream, answers, strict=True)], dtype=np.float64)
     realized = float(ledger["realized"])
-    curves = Outcomes.read(stream, ACTIONS)
+    curves = Outcomes.read(stream, DEFAULT_ACTIONS)
     low, high, share = uniform_mix(curves.cost, realized)
     uniform = float(((1 - share) * curves.acc[:, low] + share * curves.acc[:, high]).mean())
     return {

@@ -6,8 +6,31 @@ import argparse
 import shlex
 from pathlib import Path
 
+from cli.options import Subcommands, add_command, drawing_options, positive_float, positive_int
 
-def pipeline(args: argparse.Namespace) -> int:
+_EXAMPLES = """\
+examples:
+  apportion pipeline --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out runs/gsm8k
+"""
+
+
+def register(sub: Subcommands) -> None:
+    p = add_command(
+        sub,
+        "pipeline",
+        run,
+        parents=[drawing_options()],
+        help="collect, label, train and evaluate in one go",
+        description="Run collect → label → train → evaluate into one directory and print the "
+        "command that serves the trained policy.",
+        epilog=_EXAMPLES,
+    )
+    p.add_argument("--samples", type=positive_int, default=16, help="samples per question (16)")
+    p.add_argument("--budget", type=positive_float, default=4.0, help="mean samples per query to train for (4)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for outcomes, labels, model and report")
+
+
+def run(args: argparse.Namespace) -> int:
     from cli.main import main  # the steps are the commands themselves, with their own checks and messages
 
     out = Path(args.out)

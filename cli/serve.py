@@ -1,108 +1,163 @@
-"""`apportion serve`, `simulate` and `key`: the gateway, the embedded backend, and tenants' API keys."""
+"""`apportion serve`: the gateway in front of OpenAI-compatible backends."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import redis
-import uvicorn
-from pydantic import ValidationError
+from cli.options import Subcommands, UsageError, add_command, positive_float, positive_int
 
-from cli.outcome_files import DataFileError, read_outcomes
-from service.app import create_app
-from service.settings import Settings
-from service.simulator import Simulator, create_simulator_app
-from service.tenants import TenantFileError, key_hash, new_key
+if TYPE_CHECKING:
+    from service.settings import Settings
 
+_EXAMPLES = """\
+examples:
+  apportion serve --model models/gsm8k-b4 --backend http://127.0.0.1:8000/v1
+  apportion serve --model models/gsm8k-b4 --backend http://vllm-a:8000/v1 --backend http://vllm-b:8000/v1 \\
+      --target-samples 3 --redis redis://127.0.0.1:6379/0 --tenants tenants.json --port 8080
+
+Every flag can also be set as an environment variable: APPORTION_MODEL, APPORTION_BACKENDS (a JSON list),
+APPORTION_TARGET_SAMPLES, APPORTION_REDIS, ...; the admin key only as APPORTION_ADMIN_KEY (a flag would
+show it to anyone who can list processes). Clients use any OpenAI SDK with
+base_url http://HOST:PORT/v1 and model "apportion"; see GET /docs for the API.
+"""
 _LIST_SETTINGS = {"backends"}
 _FLAGS = {"backends": "--backend"}
 
 
+def register(sub: Subcommands) -> None:
+    s = add_command(
+        sub,
+        "serve",
+        run,
+        help="run the gateway in front of OpenAI-compatible backends",
+        description="Serve an OpenAI-compatible API that picks each query's sample count with a "
+        "trained policy and keeps the fleet's mean samples per query on target.",
+        epilog=_EXAMPLES,
+    )
+    s.add_argument("--model", metavar="MODEL_DIR", help="a policy from apportion train")
+    s.add_argument(
+        "--backend",
+        dest="backends",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an OpenAI-compatible base URL (repeat for several; balanced by outstanding requests)",
+    )
+    s.add_argument(
+        "--target-samples",
+        type=positive_float,
+        metavar="X",
+        help="fleet budget: mean samples per query (default: the budget the model was trained at); it must be "
+        "within what the policy can spend",
+    )
+    s.add_argument("--redis", metavar="URL", help="share the ledger and λ with other replicas (redis://host:port/0)")
+    s.add_argument(
+        "--redis-failure",
+        choices=("open", "closed"),
+        help="with Redis unreachable: serve from a local ledger and flag it (open, default) or refuse",
+    )
+    s.add_argument("--tenants", metavar="FILE", help="JSON list of tenants (see apportion key)")
+    s.add_argument("--host", help="address to listen on (127.0.0.1)")
+    s.add_argument("--port", type=int, help="port to listen on (8080)")
+    s.add_argument(
+        "--fanout",
+        choices=("auto", "n", "parallel"),
+        help="how k samples are asked for: one request with n=k, k requests, or detect (auto)",
+    )
+    s.add_argument("--answer-pattern", metavar="REGEX", help="regex whose first group is a sample's final answer")
+    s.add_argument("--served-model", help="the model id clients ask for (apportion)")
+    s.add_argument("--backend-model", help="model name sent to the backends (default: the one they list)")
+    s.add_argument("--temperature", type=float, help="sampling temperature when a request gives none (0.8)")
+    s.add_argument("--max-tokens", type=positive_int, help="max_tokens per sample when a request gives none (512)")
+    s.add_argument(
+        "--max-samples", type=positive_int, help="no query draws more samples, whatever the policy says (64)"
+    )
+    s.add_argument("--horizon", type=positive_float, help="queries over which an overspend is repaid (200)")
+    s.add_argument("--request-timeout", type=positive_float, help="seconds before a query is given up (120)")
+    s.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
+    s.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
+    s.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
+    s.add_argument("--log-text", action="store_true", default=None, help="log prompts and answers (off)")
+    s.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1; needs --redis)")
+    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from files.errors import DataFileError
+    from service.app import create_app
+    from service.settings import SettingsError
+    from service.tenants import TenantFileError
+
+    settings = settings_from(args)
+    if settings.redis and settings.redis_failure == "closed":
+        _check_redis(settings.redis)
+    if args.workers > 1 and settings.redis is None:
+        raise UsageError("--workers > 1 needs --redis: without it each worker would keep a ledger of its own")
+    try:
+        app = create_app(settings)  # with workers too: fail here, once, with a clear line, not in every worker
+    except TenantFileError as exc:
+        raise DataFileError(str(exc)) from None
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.workers > 1:
+        _export(settings)
+        uvicorn.run(
+            "service.app:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags given on the command line win over `APPORTION_*` variables, which win over the defaults."""
+    from pydantic import Field, ValidationError
+
+    from service.settings import Settings
+
+    class CommandSettings(Settings):
+        model: Path = Field(description="the command serves a model directory (a library caller may pass a policy)")
+
     given = {
         name: value
         for name, value in vars(args).items()
         if name in Settings.model_fields and value is not None and value != []
     }
     try:
-        return Settings(**given)
+        return CommandSettings(**given)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         message = first["msg"].removeprefix("Value error, ")
-        raise DataFileError(f"{flag} (or APPORTION_{field.upper()}): {message}") from None
-
-
-def serve(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    if settings.redis and settings.redis_failure == "closed":
-        _check_redis(settings.redis)
-    if args.workers > 1:
-        if settings.redis is None:
-            raise DataFileError("--workers > 1 needs --redis: without it each worker would keep a ledger of its own")
-        return _serve_workers(settings, args.workers)
-    try:
-        app = create_app(settings)
-    except TenantFileError as exc:
-        raise DataFileError(str(exc)) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
-    return 0
+        raise UsageError(f"{flag} (or APPORTION_{field.upper()}): {message}") from None
 
 
 def _check_redis(url: str) -> None:
     """Failing closed, a gateway without its ledger would refuse every query: say so now, in one line."""
+    import redis
+
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        raise DataFileError(f"--redis {url}: Redis is unreachable ({exc}) and --redis-failure is closed") from None
+        raise UsageError(f"--redis {url}: Redis is unreachable ({exc}) and --redis-failure is closed") from None
 
 
-def _serve_workers(settings: Settings, workers: int) -> int:
-    """Several worker processes: each builds the app from the environment; metrics are combined on disk."""
-    create_app(settings)  # fail here, once, with a clear line, rather than in every worker
+def _export(settings: Settings) -> None:
+    """Worker processes build the app from the environment; metrics are combined on disk."""
     for name, value in settings.model_dump(exclude_none=True).items():
         plain = value.get_secret_value() if hasattr(value, "get_secret_value") else value
         os.environ[f"APPORTION_{name.upper()}"] = json.dumps(plain) if name in _LIST_SETTINGS else str(plain)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="apportion-metrics-"))
-    uvicorn.run(
-        "service.app:create_app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        access_log=False,
-    )
-    return 0
-
-
-def simulate(args: argparse.Namespace) -> int:
-    questions = list(read_outcomes(Path(args.outcomes)))
-    simulator = Simulator(questions, model=args.model, latency=args.latency_ms / 1000)
-    print(
-        f"simulating {len(simulator.recorded)} recorded questions from {args.outcomes} as model "
-        f"{args.model!r} on http://{args.host}:{args.port}/v1",
-        file=sys.stderr,
-    )
-    uvicorn.run(
-        create_simulator_app(simulator), host=args.host, port=args.port, log_level=args.log_level, access_log=False
-    )
-    return 0
-
-
-def key(args: argparse.Namespace) -> int:
-    """Print a new API key once, and the entry (hash only) to add to the tenants file."""
-    secret = new_key()
-    entry: dict[str, Any] = {"tenant": args.tenant, "key_sha256": key_hash(secret), "budget": args.budget}
-    print(
-        f"API key for {args.tenant} (shown once; give it to the tenant, keep only the hash):\n{secret}", file=sys.stderr
-    )
-    print(json.dumps(entry))
-    return 0

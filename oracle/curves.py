@@ -26,6 +26,8 @@ from oracle.votes import VoteGroups, count_tokens
 
 Aggregator = Literal["majority", "best-of", "pass"]
 AGGREGATORS: tuple[Aggregator, ...] = ("majority", "best-of", "pass")
+DEFAULT_ACTIONS = (1, 2, 4, 8, 16, 32)
+"""The sample counts to choose from unless told otherwise: doubling, so a few rounds span them."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def random_orders(
 
     Returns counts (draws, levels, answers) and right (draws, levels). Levels beyond the samples recorded see
     them all and share one tie-break, so their outcome is the same (the flat-curve rule). A draw with no votes
-    is wrong. Ties are broken uniformly at random.
+    is wrong. Ties go to the answer drawn first, as in `answers.votes`: uniform over random orders.
     """
     held = np.minimum(np.asarray(levels, dtype=np.int64), groups.total)
     width = max(groups.counts.size, 1)
@@ -202,8 +204,8 @@ def random_orders(
     running = np.cumsum(drawn[:, :, None] == np.arange(width)[None, None, :], axis=1)
     distinct, position = np.unique(held, return_inverse=True)
     votes = running[:, distinct - 1, :]
-    jitter = rng.random(votes.shape)  # breaks ties uniformly; never reorders distinct counts
-    winner = np.argmax(votes + jitter, axis=2)
+    first_seen = np.argmax(running > 0, axis=1)[:, None, :]  # an answer's first place in the order
+    winner = np.argmax(votes * (groups.total + 1) - first_seen, axis=2)  # the vote's tie rule (answers.votes)
     correct = groups.correct if groups.correct.size else np.zeros(1, dtype=np.bool_)
     right = correct[winner] & (votes.max(axis=2) > 0)
     return votes[:, position, :], right[:, position]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from answers.votes import tally
 from oracle.outcomes import Question
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -29,23 +30,12 @@ class VoteGroups:
 
     @classmethod
     def of(cls, question: Question) -> VoteGroups:
-        index: dict[str, int] = {}
-        correct: list[bool] = []
-        sample_group: list[int] = []
-        for sample in question.samples:
-            if sample.answer is None:
-                sample_group.append(-1)
-                continue
-            if sample.answer not in index:
-                index[sample.answer] = len(index)
-                correct.append(sample.correct)
-            sample_group.append(index[sample.answer])
-        labels = np.array(sample_group, dtype=np.int64)
+        counted = tally(sample.answer for sample in question.samples)
         return cls(
-            counts=np.bincount(labels[labels >= 0], minlength=len(index)).astype(np.int64),
-            correct=np.array(correct, dtype=np.bool_),
-            nulls=int(np.sum(labels < 0)),
-            sample_group=tuple(sample_group),
+            counts=np.array(counted.counts, dtype=np.int64),
+            correct=np.array([question.samples[i].correct for i in counted.first], dtype=np.bool_),
+            nulls=counted.groups.count(-1),
+            sample_group=counted.groups,
         )
 
     def labels(self) -> NDArray[np.int64]:

@@ -22,14 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allocator.base import Policy
 from allocator.control import BudgetController
-from cli.models import load_model
+from files.models import load_model
 from service.backends import BackendPool
 from service.dashboard import STATIC, dashboard_router
 from service.ledger import FallbackLedger, Ledger, LedgerUnavailable, LocalLedger, RedisLedger, redis_client
 from service.metrics import Metrics
 from service.routes import router
 from service.serving import Gateway, GatewayError
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 from service.tenants import Tenants
 
 _STATUS_TYPES = {
@@ -46,6 +46,8 @@ _STATUS_TYPES = {
 def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
     """The gateway for `settings`; `policy` replaces the model directory (tests hand one in)."""
     if policy is None:
+        if settings.model is None:
+            raise SettingsError("--model (or APPORTION_MODEL): a policy from apportion train is required")
         policy, _ = load_model(settings.model)
     tenants = Tenants.read(settings.tenants, settings.admin_key.get_secret_value() if settings.admin_key else None)
     lowest, highest = policy.spend_range()

@@ -13,7 +13,8 @@ from typing import Any
 
 from allocator.base import Policy
 from allocator.control import BudgetController
-from service.answers import Verdict, aggregate, extract_answer
+from answers.extract import extract_answer
+from answers.votes import Verdict, aggregate
 from service.backends import BackendError, BackendPool, Draw, Sampling
 from service.history import History, Served
 from service.ledger import Ledger, LedgerUnavailable, LedgerView

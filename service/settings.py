@@ -15,10 +15,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.backends import Fanout
 
 
+class SettingsError(ValueError):
+    """Settings that each pass on their own but cannot serve together (no model, an unreachable target)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPORTION_", extra="forbid")
 
-    model: Path = Field(description="a trained policy: the MODEL_DIR that `apportion train` wrote")
+    model: Path | None = Field(
+        default=None, description="a trained policy: the MODEL_DIR that `apportion train` wrote"
+    )
     backends: list[str] = Field(min_length=1, description="OpenAI-compatible base URLs, e.g. http://vllm:8000/v1")
     target_samples: float | None = Field(
         default=None,

@@ -27,9 +27,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from answers.extract import canonical, extract_answer
 from oracle.outcomes import Question
 from oracle.votes import token_count
-from service.answers import canonical, extract_answer
 
 NO_ANSWER = "I could not work this one out."
 

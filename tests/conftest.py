@@ -15,7 +15,7 @@ import redis
 from allocator.adaptive import Adaptive
 from allocator.base import Policy
 from allocator.data import Outcomes
-from cli.outcome_files import read_outcomes, write_jsonl
+from files.outcomes import read_outcomes, write_jsonl
 from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
 from service.server_thread import ServerThread, free_port

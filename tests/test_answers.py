@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from service.answers import aggregate, canonical, extract_answer
+from answers.extract import canonical, extract_answer
+from answers.votes import aggregate
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from allocator.base import Policy
 from allocator.baselines import Uniform
 from allocator.data import Outcomes
-from cli.outcome_files import read_outcomes
+from files.outcomes import read_outcomes
 from service.app import create_app
 from service.backends import BackendError, BackendPool, Sampling
 from service.server_thread import ServerThread, free_port

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from allocator.data import Outcomes
-from cli.models import load_model
-from cli.outcome_files import read_outcomes
+from files.models import load_model
+from files.outcomes import read_outcomes
 from tests.test_cli import run
 
 
@@ -103,7 +103,7 @@ def test_evaluate_cross_validates_every_policy_and_writes_the_report(
 def test_evaluate_a_saved_model_on_held_out_outcomes(
     capsys: pytest.CaptureFixture[str], model: Path, tmp_path: Path
 ) -> None:
-    from cli.outcome_files import write_jsonl
+    from files.outcomes import write_jsonl
     from oracle.synthetic import synthetic_outcomes
 
     held_out = tmp_path / "held-out.jsonl"

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.collect import grade
+from answers.equivalence import equivalent
 from cli.main import main
-from cli.outcome_files import DataFileError, read_outcomes
-from cli.question_sets import read_question_set
+from files.errors import DataFileError
+from files.outcomes import read_outcomes
+from files.questions import read_question_set
 from oracle.outcomes import Question
-from service.grading import equivalent
+from service.collection import grade
 from service.server_thread import ServerThread
 from service.simulator import Simulator, create_simulator_app
 

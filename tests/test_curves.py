@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.outcome_files import read_outcomes
+from files.outcomes import read_outcomes
 from oracle.curves import (
     accuracy_curves,
     best_of_curve,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cli import outcome_files
-from cli.outcome_files import DataFileError, atomic_output, read_outcomes, write_jsonl
+from files import outcomes as outcome_files
+from files.errors import DataFileError
+from files.outcomes import atomic_output, read_outcomes, write_jsonl
 
 GOOD = {"id": "q1", "question": "2+2?", "gold": "4", "samples": [{"answer": "4", "correct": True}]}
 

@@ -11,7 +11,7 @@ from allocator.evaluate import cross_validate
 from allocator.learned import Imitation, PlugIn
 from allocator.registry import POLICIES
 from allocator.replay import replay
-from cli.outcome_files import read_outcomes
+from files.outcomes import read_outcomes
 from oracle.costs import uniform_mix
 from oracle.errors import OracleInputError
 from oracle.synthetic import synthetic_outcomes

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from cli.outcome_files import read_outcomes
+from files.outcomes import read_outcomes
 
 
 @pytest.mark.parametrize("engine", ["vllm_url", "llamacpp_url"])

@@ -11,14 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
+from files.errors import DataFileError
 from oracle.outcomes import OutcomeLineError, Question, parse_outcome_line
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one question with its samples; anything larger is surely not a record
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DataFileError(Exception):
-    """A problem with an input or output file, worded for the user: `path:line: field: message`."""
 
 
 def read_outcomes(path: Path, progress: Callable[[int], object] | None = None) -> Iterator[Question]:
@@ -117,3 +114,46 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
             out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
             count += 1
     return count
+
+
+def recorded_ids(out: Path) -> set[str]:
+    """Ids already in an outcome file being collected. A last line without its newline (an interrupted
+    write) is cut off, so that collection can resume after it."""
+    if not out.exists():
+        return set()
+    if out.is_dir():
+        raise DataFileError(f"{out}: is a directory; name a file to write")
+    data = out.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(out, "r+b") as handle:
+            handle.truncate(len(complete))
+    ids = set()
+    for number, line in enumerate(complete.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            ids.add(parse_outcome_line(line).id)
+        except OutcomeLineError as exc:
+            raise DataFileError(f"{out}:{number}: not an outcome record ({exc}); choose another --out") from None
+    return ids
+
+
+class OutcomeAppender:
+    """`with OutcomeAppender(path) as append:` each `append(question)` is one whole line, on disk (fsync'ed)
+    before the next question counts as done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Callable[[Question], None]:
+        self.sink = open(self.path, "a", encoding="utf-8")
+        return self.append
+
+    def append(self, question: Question) -> None:
+        self.sink.write(json.dumps(question.to_record(), ensure_ascii=False) + "\n")
+        self.sink.flush()
+        os.fsync(self.sink.fileno())
+
+    def __exit__(self, *exc: object) -> None:
+        self.sink.close()

@@ -1,6 +1,6 @@
 """Is a sample's final answer the gold answer? Math-aware: 0.5, 1/2, \\frac{1}{2}, \\dfrac12 and 50% agree.
 
-Three steps, cheapest first: canonical strings (`service.answers.canonical`), exact rational numbers, then
+Three steps, cheapest first: canonical strings (`answers.extract.canonical`), exact rational numbers, then
 sympy on a small LaTeX-to-sympy translation, which decides `\\frac{\\sqrt{2}}{2}` = `\\frac{1}{\\sqrt{2}}`.
 sympy runs only on short answers: no signal-based timeout is needed (those fail outside the main thread),
 and nothing pathological (`9^{9^{9^9}}`) is ever evaluated, because powers are compared symbolically.
@@ -22,7 +22,7 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from service.answers import canonical
+from answers.extract import canonical
 
 _LONGEST = 120  # characters: longer answers are compared as strings only
 _TRANSFORMS = (*standard_transformations, implicit_multiplication_application, convert_xor)

@@ -1,4 +1,4 @@
-"""Final answers out of generated text, and the vote that turns several samples into one reply.
+"""Final answers out of generated text, in one canonical form so that equal answers vote together.
 
 Extraction tries, in order: a configured pattern, `\\boxed{...}` (MATH), `#### x` (GSM8K), "the answer is x",
 then the last number in the text. Answers are canonicalised so that "1,200", "1200.0" and "$1200" agree.
@@ -7,8 +7,6 @@ then the last number in the text. Answers are canonicalised so that "1,200", "12
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"answer is[:\s]*\$?\s*([^\n]+?)\s*(?:\.\s*$|\.\s|$)", re.IGNORECASE | re.MULTILINE)
@@ -64,36 +62,3 @@ def last_boxed(text: str) -> str | None:
                 return text[begin:position]
             depth -= 1
     return None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The aggregated reply: the winning answer, which sample carries it, and how strongly the samples agree."""
-
-    answer: str | None
-    sample: int
-    """Index of a sample that gave the winning answer (the first one; 0 when no sample gave any)."""
-    votes: dict[str, int]
-    agreement: float
-    """Share of all samples that gave the winning answer."""
-
-
-def aggregate(answers: Sequence[str | None], scores: Sequence[float | None] | None = None) -> Verdict:
-    """Majority vote (ties to the answer seen first), or best-of when every sample has a score.
-
-    Samples without an answer cast no vote but count in the agreement's denominator.
-    """
-    votes: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            votes[answer] = votes.get(answer, 0) + 1
-    if not votes:
-        return Verdict(answer=None, sample=0, votes={}, agreement=0.0)
-    if scores is not None and len(scores) == len(answers) and all(score is not None for score in scores):
-        ranked = [(score, -i) for i, (score, answer) in enumerate(zip(scores, answers, strict=True)) if answer]
-        best = -max(ranked)[1] if ranked else 0
-        winner = answers[best]
-    else:
-        winner = max(votes, key=lambda answer: votes[answer])  # dicts keep first-seen order: ties go to the first
-    assert winner is not None
-    return Verdict(answer=winner, sample=answers.index(winner), votes=votes, agreement=votes[winner] / len(answers))

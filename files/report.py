@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 
 from allocator.data import Outcomes
 from allocator.evaluate import Result
-from cli.outcome_files import DataFileError, write_jsonl
+from files.errors import DataFileError
+from files.outcomes import write_jsonl
 from oracle.frontier import frontier
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.outcome_files import DataFileError
-from service.answers import last_boxed
+from answers.extract import last_boxed
+from files.errors import DataFileError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import skops.io
 
 from allocator.base import Policy
-from cli.outcome_files import DataFileError
+from files.errors import DataFileError
 
 FORMAT_VERSION = 1
 POLICY_FILE = "policy.skops"

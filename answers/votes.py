@@ -1,0 +1,82 @@
+"""The vote: one tally of samples' answers with one tie rule, for the gateway, the replays and the oracle.
+
+Ties go to the answer seen first. Samples are exchangeable draws, so over a random order each tied answer is
+equally likely to have been seen first: the rule is the uniform tie-break that the oracle's exact curves
+assume, applied to the order the samples actually came in (the gateway's, or a replay's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Votes per distinct answer, in order of first appearance. A sample without an answer casts no vote."""
+
+    answers: tuple[str, ...]
+    counts: tuple[int, ...]
+    first: tuple[int, ...]
+    """For each answer: the index of the first sample that gave it."""
+    groups: tuple[int, ...]
+    """For each sample: the index of its answer in `answers`, or -1 when it gave none."""
+
+    @property
+    def winner(self) -> int | None:
+        """The index of the answer with the most votes, ties to the one seen first; None when nobody voted."""
+        if not self.counts:
+            return None
+        return max(range(len(self.counts)), key=lambda group: (self.counts[group], -group))
+
+
+def tally(answers: Iterable[str | None]) -> Tally:
+    index: dict[str, int] = {}
+    counts: list[int] = []
+    first: list[int] = []
+    groups: list[int] = []
+    for position, answer in enumerate(answers):
+        if answer is None:
+            groups.append(-1)
+            continue
+        group = index.setdefault(answer, len(index))
+        if group == len(counts):
+            counts.append(0)
+            first.append(position)
+        counts[group] += 1
+        groups.append(group)
+    return Tally(tuple(index), tuple(counts), tuple(first), tuple(groups))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The aggregated reply: the winning answer, which sample carries it, and how strongly the samples agree."""
+
+    answer: str | None
+    sample: int
+    """Index of a sample that gave the winning answer (the first one; 0 when no sample gave any)."""
+    votes: dict[str, int]
+    agreement: float
+    """Share of all samples that gave the winning answer."""
+
+
+def aggregate(answers: Sequence[str | None], scores: Sequence[float | None] | None = None) -> Verdict:
+    """Majority vote (the tally's winner), or best-of when every sample has a score.
+
+    Samples without an answer cast no vote but count in the agreement's denominator.
+    """
+    counted = tally(answers)
+    winner = counted.winner
+    if winner is None:
+        return Verdict(answer=None, sample=0, votes={}, agreement=0.0)
+    scored = [score for score in scores or () if score is not None]
+    if len(scored) == len(answers):  # best-of: the answer of the best-scored sample that gave one
+        best = max((score, -i) for i, score in enumerate(scored) if counted.groups[i] >= 0)
+        winner = counted.groups[-best[1]]
+    votes = dict(zip(counted.answers, counted.counts, strict=True))
+    return Verdict(
+        answer=counted.answers[winner],
+        sample=counted.first[winner],
+        votes=votes,
+        agreement=counted.counts[winner] / len(answers),
+    )

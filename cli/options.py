@@ -1,0 +1,209 @@
+"""What several commands share: the parser class, argument types, option groups defined once, and how
+those options become data (curves for the oracle, outcomes for learning)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from files.errors import DataFileError
+from files.outcomes import read_outcomes
+from oracle.costs import COST_UNITS
+from oracle.curves import AGGREGATORS, DEFAULT_ACTIONS, Curves, accuracy_curves
+
+if TYPE_CHECKING:
+    from allocator.data import Outcomes
+
+T = TypeVar("T")
+Subcommands = Any  # argparse's `_SubParsersAction`, which it does not export
+_PROGRESS_FROM_BYTES = 4 * 2**20  # smaller files are read before a bar would be worth drawing
+
+
+class UsageError(Exception):
+    """A flag or setting that cannot be used as given (not a file's fault), worded for the user."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line naming what is wrong, instead of argparse's usage dump."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_command(sub: Subcommands, name: str, run: Callable[[argparse.Namespace], int], **kwargs: Any) -> Parser:
+    """A subcommand whose `--help` keeps the examples' line breaks; `run(args)` is its body."""
+    parser: Parser = sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    parser.set_defaults(run=run)
+    return parser
+
+
+# --- argument types ---------------------------------------------------------------------------------------
+
+
+def _number(convert: Callable[[str], T], kind: str, accept: Callable[[T], bool], rule: str) -> Callable[[str], T]:
+    """An argparse type: `convert`, then `accept`, with one-line messages naming the offending text."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+        return value
+
+    return parse
+
+
+positive_float = _number(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a positive, finite number")
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
+at_least_two = _number(int, "a whole number", lambda v: v >= 2, "must be at least 2")
+
+
+def actions(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sample counts") from None
+    if any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise argparse.ArgumentTypeError(f"{text!r}: sample counts must be distinct and at least 1")
+    return ks
+
+
+def budgets(text: str) -> list[float]:
+    return [positive_float(part) for part in text.split(",")]
+
+
+def action_list(ks: tuple[int, ...]) -> str:
+    return ",".join(map(str, ks))
+
+
+# --- option groups ----------------------------------------------------------------------------------------
+
+
+def outcome_options() -> Parser:
+    """Every command that reads an outcome file: the file and the sample counts to choose from."""
+    group = Parser(add_help=False)
+    group.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    group.add_argument(
+        "--actions",
+        type=actions,
+        default=DEFAULT_ACTIONS,
+        metavar="K,K,...",
+        help=f"the sample counts to choose from ({action_list(DEFAULT_ACTIONS)})",
+    )
+    return group
+
+
+def curve_options() -> Parser:
+    """The oracle's commands (`label`, `frontier`): how samples become accuracy curves and what they cost."""
+    group = Parser(add_help=False, parents=[outcome_options()])
+    group.add_argument(
+        "--aggregator",
+        choices=AGGREGATORS,
+        default="majority",
+        help="how k samples become one answer: majority vote, best-of by score, or pass@k (majority)",
+    )
+    group.add_argument(
+        "--cost",
+        choices=COST_UNITS,
+        default="samples",
+        help="cost of an action: k samples, or k times the question's mean tokens per sample (samples)",
+    )
+    group.add_argument(
+        "--draws",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="estimate majority vote from N random orders of the samples instead of exactly",
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed for --draws (0)")
+    return group
+
+
+def learning_options() -> Parser:
+    """`train` and `evaluate`: cross-validation by question."""
+    group = Parser(add_help=False, parents=[outcome_options()])
+    group.add_argument("--folds", type=at_least_two, default=5, help="cross-validation folds, by question (5)")
+    group.add_argument("--seed", type=int, default=0, help="seed for folds and replays (0)")
+    return group
+
+
+def drawing_options() -> Parser:
+    """`collect` and `pipeline`: which questions, drawn from which backend."""
+    group = Parser(add_help=False)
+    group.add_argument(
+        "--questions",
+        required=True,
+        metavar="FILE",
+        help="JSONL (ours, GSM8K's or MATH's format) or hf:NAME[:CONFIG][@SPLIT]",
+    )
+    group.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
+    group.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
+    return group
+
+
+# --- options into data ------------------------------------------------------------------------------------
+
+
+def load_curves(args: argparse.Namespace) -> Curves:
+    """The curves `curve_options` describe, read with a progress bar for large files."""
+    from tqdm import tqdm
+
+    path = Path(args.outcomes)
+    size = path.stat().st_size if path.is_file() else 0
+    quiet = size < _PROGRESS_FROM_BYTES
+    with tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc="reading outcomes",
+        file=sys.stderr,
+        disable=quiet or None,
+        leave=False,
+    ) as bar:
+        curves = accuracy_curves(
+            read_outcomes(path, bar.update), args.actions, args.aggregator, draws=args.draws, seed=args.seed
+        )
+    if not curves.ids:
+        raise DataFileError(f"{path}: holds no questions")
+    return curves
+
+
+def note_short_questions(curves: Curves) -> None:
+    """Said once the command has succeeded, so that a failure stays one line."""
+    short = int(sum(curves.recorded < max(curves.ks)))
+    if short:
+        print(
+            f"note: {short} of {len(curves.ids)} questions have fewer than {max(curves.ks)} samples; "
+            "their curves are held flat beyond the samples recorded",
+            file=sys.stderr,
+        )
+
+
+def load_outcomes(args: argparse.Namespace) -> Outcomes:
+    """What `learning_options` describe; at most leave-one-out folds."""
+    from allocator.data import Outcomes
+
+    data = Outcomes.read(read_outcomes(Path(args.outcomes)), args.actions)
+    if data.n < 2:
+        raise DataFileError(f"{args.outcomes}: needs at least 2 questions to learn from, has {data.n}")
+    args.folds = min(args.folds, data.n)
+    return data
+
+
+def quietly(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """scikit-learn warns about folds that miss a rare action; the policies handle it, so users see nothing."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="sklearn")
+            return command(args)
+
+    return run
