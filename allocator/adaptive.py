@@ -8,8 +8,8 @@ the vote state estimates the value of going on; the rule goes on where it beats 
 Going on keeps the option to stop later, which a one-step look-ahead would miss.
 
 The same λ prices every question, as in the oracle, so one bisection on λ meets the budget. Vote states are
-discrete, so spend jumps at some prices; the budget between two jumps is met exactly by pricing a fixed
-share of queries at the lower price (a randomised rule, as in the LP).
+discrete, so spend jumps at some values of λ; the budget between two jumps is met exactly by serving a fixed
+share of queries at the lower λ (a randomised rule, as in the LP).
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def schedule(ks: Sequence[int], budget: float, rounds: int) -> tuple[int, ...]:
     return (int(first), *sorted(int(p) for p in picked))
 
 
-_SWEEP = 24  # prices swept for the ladder of rules serving can move along
+_SWEEP = 24  # values of λ swept for the ladder of rules serving can move along
 
 
 @dataclass(frozen=True)
 class StoppingRule:
-    """At one price: for each level but the last, a regression of the value of going on on the vote state."""
+    """At one λ: for each level but the last, a regression of the value of going on on the vote state."""
 
-    price: float
+    lam: float
     going_on: tuple[ValueModel, ...]
 
 
@@ -107,13 +107,13 @@ class Adaptive(Policy):
         )
         rule = lower_rule if stable_fraction(text) < lower_share else rule
         state = vote_state(answer_counts(answers), drawn)
-        goes = self._goes_on(rule.going_on[level], rule.price, level, state, float(drawn))[0]
+        goes = self._goes_on(rule.going_on[level], rule.lam, level, state, float(drawn))[0]
         return self.levels_[level + 1] - drawn if goes else 0
 
-    def price(self, budget: float | None = None) -> float:
-        """The mix's mean price at `budget`."""
+    def lam(self, budget: float | None = None) -> float:
+        """The mix's mean λ at `budget`."""
         rule, lower_rule, lower_share = self._rules_at(self.budget_ if budget is None else budget)
-        return (1 - lower_share) * rule.price + lower_share * lower_rule.price
+        return (1 - lower_share) * rule.lam + lower_share * lower_rule.lam
 
     def spend_range(self) -> tuple[float, float]:
         return self.ladder_[-1][1], self.ladder_[0][1]
@@ -121,16 +121,16 @@ class Adaptive(Policy):
     def description(self) -> dict[str, Any]:
         return super().description() | {
             "levels": list(self.levels_),
-            "lambda": self.rule_.price,
-            "lower_lambda": self.lower_rule_.price,
+            "lambda": self.rule_.lam,
+            "lower_lambda": self.lower_rule_.lam,
             "lower_share": self.lower_share_,
         }
 
     def _goes_on(
-        self, going_on: ValueModel, price: float, level: int, states: NDArray[np.float64], spent: float
+        self, going_on: ValueModel, lam: float, level: int, states: NDArray[np.float64], spent: float
     ) -> NDArray[np.bool_]:
         """Whether going on is worth more than stopping now, with `spent` samples already paid for."""
-        stopping = _predict(self.staying_[level], states) - price * spent
+        stopping = _predict(self.staying_[level], states) - lam * spent
         return np.asarray(going_on.predict(states) > stopping, dtype=np.bool_)
 
     def _stopping_levels(self, rule: StoppingRule, replays: Replays) -> NDArray[np.intp]:
@@ -141,39 +141,39 @@ class Adaptive(Policy):
             if going.size == 0:
                 break
             states = replays.states[level, going]
-            going = going[self._goes_on(rule.going_on[level], rule.price, level, states, self.levels_[level])]
+            going = going[self._goes_on(rule.going_on[level], rule.lam, level, states, self.levels_[level])]
             stop[going] = level + 1
         return stop
 
-    def _backward(self, replays: Replays, price: float) -> tuple[StoppingRule, NDArray[np.intp]]:
-        """The stopping rule at `price`, learnt from the last level down, and where each replay stops."""
+    def _backward(self, replays: Replays, lam: float) -> tuple[StoppingRule, NDArray[np.intp]]:
+        """The stopping rule at `lam`, learnt from the last level down, and where each replay stops."""
         last = len(self.levels_) - 1
-        worth = replays.correct[last] - price * self.levels_[last]
+        worth = replays.correct[last] - lam * self.levels_[last]
         stop = np.full(replays.question.size, last, dtype=np.intp)
         going_on: list[ValueModel] = []
         for level in reversed(range(last)):
             model = ValueModel(replays.states[level], worth)
             going_on.insert(0, model)
-            goes = self._goes_on(model, price, level, replays.states[level], self.levels_[level])
-            worth = np.where(goes, worth, replays.correct[level] - price * self.levels_[level])
+            goes = self._goes_on(model, lam, level, replays.states[level], self.levels_[level])
+            worth = np.where(goes, worth, replays.correct[level] - lam * self.levels_[level])
             stop = np.where(goes, stop, level)
-        return StoppingRule(price, tuple(going_on)), stop
+        return StoppingRule(lam, tuple(going_on)), stop
 
     def _ladder(self, replays: Replays, budget: float) -> tuple[tuple[StoppingRule, float], ...]:
-        """Rules at many prices with their spend on the training replays, so that serving can move to another
-        budget without refitting: a sweep over the whole range of prices plus a bisection onto `budget`.
-        Sorted by price, keeping only rungs whose spend falls as the price rises."""
+        """Rules at many values of λ with their spend on the training replays, so that serving can move to
+        another budget without refitting: a sweep over the whole range of λ plus a bisection onto `budget`.
+        Sorted by λ, keeping only rungs whose spend falls as λ rises."""
         levels = np.array(self.levels_, dtype=np.float64)
         rungs: dict[float, tuple[StoppingRule, float]] = {}
 
-        def at(price: float) -> float:
-            rule, stop = self._backward(replays, price)
-            rungs[price] = (rule, float(levels[stop].mean()))
-            return rungs[price][1]
+        def at(lam: float) -> float:
+            rule, stop = self._backward(replays, lam)
+            rungs[lam] = (rule, float(levels[stop].mean()))
+            return rungs[lam][1]
 
         top = 1.0 / float(np.diff(levels).min()) + 1.0 if len(levels) > 1 else 1.0
-        for price in (0.0, *np.geomspace(top / 1000, top, _SWEEP)):
-            at(float(price))
+        for lam in (0.0, *np.geomspace(top / 1000, top, _SWEEP)):
+            at(float(lam))
         lo, hi = 0.0, top
         if at(lo) > budget:
             while at(hi) > budget and hi < 1e9:  # a regression's error may still tempt a replay on
@@ -182,9 +182,9 @@ class Adaptive(Policy):
                 mid = (lo + hi) / 2
                 lo, hi = (lo, mid) if at(mid) <= budget else (mid, hi)
         ladder: list[tuple[StoppingRule, float]] = []
-        for price in sorted(rungs):
-            if not ladder or rungs[price][1] < ladder[-1][1]:
-                ladder.append(rungs[price])
+        for lam in sorted(rungs):
+            if not ladder or rungs[lam][1] < ladder[-1][1]:
+                ladder.append(rungs[lam])
         return tuple(ladder)
 
     def _rules_at(self, budget: float) -> tuple[StoppingRule, StoppingRule, float]:

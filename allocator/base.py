@@ -41,14 +41,18 @@ class Policy(ABC):
         `budget` is the operating budget online control asks for (the fitted one when None or not movable).
         One-shot policies decide everything up front.
         """
-        return 0 if answers else self.ks_[int(self.choose_at([text], budget)[0])]
+        return 0 if answers else self.ks_[self.choose_one(text, budget)]
+
+    def choose_one(self, text: str, budget: float | None) -> int:
+        """`choose_at` for one text: what serving asks, once per query."""
+        return int(self.choose_at([text], budget)[0])
 
     def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
         """`choose` at an operating budget; policies that are not movable ignore it."""
         return self.choose(texts)
 
-    def price(self, budget: float | None = None) -> float | None:
-        """λ, the accuracy a sample must buy to be drawn, at `budget` (None for policies that have no price)."""
+    def lam(self, budget: float | None = None) -> float | None:
+        """λ, the accuracy a sample must buy to be drawn, at `budget` (None for policies that have none)."""
         return None
 
     def spend_range(self) -> tuple[float, float]:
@@ -86,7 +90,7 @@ def oracle_labels(data: Outcomes, budget: float) -> NDArray[np.intp]:
     return solve(data.acc, data.cost, budget).actions
 
 
-def price_for_budget(
+def lam_for_budget(
     scores: NDArray[np.float64], cost: NDArray[np.float64], budget: float, *, subsidise: bool = False
 ) -> float:
     """The smallest λ at which argmax_a scores(a) - λ·cost(a) spends at most `budget` on average.

@@ -30,12 +30,15 @@ class Uniform(Policy):
     def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
         if budget is None:
             return self.choose(texts)
-        return self._mix(texts, *uniform_mix(np.array(self.ks_, dtype=np.float64), budget))
+        return self._mix(texts, *uniform_mix(self.ks_, budget))
+
+    def choose_one(self, text: str, budget: float | None) -> int:
+        low, high, share = (self.low_, self.high_, self.share_) if budget is None else uniform_mix(self.ks_, budget)
+        return high if stable_fraction(text) < share else low
 
     @staticmethod
     def _mix(texts: Sequence[str], low: int, high: int, share: float) -> NDArray[np.intp]:
-        dearer = np.array([stable_fraction(text) < share for text in texts], dtype=bool)
-        return np.where(dearer, high, low).astype(np.intp)
+        return np.array([high if stable_fraction(text) < share else low for text in texts], dtype=np.intp)
 
     def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
         """The mix's expectation, so the baseline spends exactly the budget whatever the sample of questions."""

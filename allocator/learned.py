@@ -14,7 +14,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from allocator.base import Policy, oracle_labels, price_for_budget
+from allocator.base import Policy, lam_for_budget, oracle_labels
 from allocator.data import Outcomes
 from features.text import TextStatistics, hashed_tfidf, query_features
 
@@ -45,7 +45,7 @@ class Imitation(Policy):
             fitted = self._fit_classifier([data.texts[i] for i in train], labels[train])
             out_of_fold[test] = self._probabilities(fitted, [data.texts[i] for i in test])
         spend = float(data.cost[labels].mean())
-        self.price_ = price_for_budget(np.log(out_of_fold + _FLOOR), data.cost, spend, subsidise=True)
+        self.lam_ = lam_for_budget(np.log(out_of_fold + _FLOOR), data.cost, spend, subsidise=True)
         self.model_ = self._fit_classifier(data.texts, labels)
         self.train_labels_ = labels
         return self
@@ -53,10 +53,10 @@ class Imitation(Policy):
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
         scores = np.log(self._probabilities(self.model_, texts) + _FLOOR)
         cost = np.array(self.ks_, dtype=np.float64)
-        return np.asarray(np.argmax(scores - self.price_ * cost, axis=1), dtype=np.intp)
+        return np.asarray(np.argmax(scores - self.lam_ * cost, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:
-        return super().description() | {"classifier": self.classifier, "price": self.price_}
+        return super().description() | {"classifier": self.classifier, "lambda": self.lam_}
 
     def _fit_classifier(self, texts: Sequence[str], labels: NDArray[np.intp]) -> Pipeline | int:
         """A fitted classifier, or the one label when there is nothing to tell apart."""
@@ -111,23 +111,23 @@ class PlugIn(Policy):
             predicted[test] = self._curves(model, [data.texts[i] for i in test])
         cost = data.cost
         grid = np.unique(np.concatenate([np.geomspace(cost.min(), cost.max(), 33), [budget]]))
-        self.price_table_ = {float(b): price_for_budget(predicted, cost, float(b)) for b in grid}
+        self.lam_table_ = {float(b): lam_for_budget(predicted, cost, float(b)) for b in grid}
         self.model_ = self._regression().fit(data.texts, data.acc)
-        self.price_ = self.price_table_[float(budget)]
+        self.lam_ = self.lam_table_[float(budget)]
         return self
 
     def with_budget(self, budget: float) -> Self:
         """The same fitted model at another budget: λ interpolated (in log budget) from the calibrated table."""
-        self.price_ = self.price(budget)
+        self.lam_ = self.lam(budget)
         self.budget_ = float(budget)
         return self
 
-    def price(self, budget: float | None = None) -> float:
+    def lam(self, budget: float | None = None) -> float:
         if budget is None:
-            return self.price_
-        budgets = np.array(sorted(self.price_table_))
-        prices = np.array([self.price_table_[b] for b in budgets])
-        return float(np.interp(np.log(budget), np.log(budgets), prices))
+            return self.lam_
+        budgets = np.array(sorted(self.lam_table_))
+        lams = np.array([self.lam_table_[b] for b in budgets])
+        return float(np.interp(np.log(budget), np.log(budgets), lams))
 
     def predict_curves(self, texts: Sequence[str]) -> NDArray[np.float64]:
         return self._curves(self.model_, texts)
@@ -144,12 +144,12 @@ class PlugIn(Policy):
 
     def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
         cost = np.array(self.ks_, dtype=np.float64)
-        scores = self.predict_curves(texts) - self.price(budget) * cost
+        scores = self.predict_curves(texts) - self.lam(budget) * cost
         return np.asarray(np.argmax(scores, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:
-        table = {f"{b:g}": lam for b, lam in self.price_table_.items()}
-        return super().description() | {"lambda": self.price_, "lambda_table": table}
+        table = {f"{b:g}": lam for b, lam in self.lam_table_.items()}
+        return super().description() | {"lambda": self.lam_, "lambda_table": table}
 
 
 def dense_features(seed: int = 0) -> FeatureUnion:

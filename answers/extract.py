@@ -6,6 +6,7 @@ then the last number in the text. Answers are canonicalised so that "1,200", "12
 
 from __future__ import annotations
 
+import functools
 import re
 
 _GSM8K = re.compile(r"####\s*([^\n]+)")
@@ -32,6 +33,7 @@ def extract_answer(text: str, pattern: re.Pattern[str] | None = None) -> str | N
     return canonical(numbers[-1]) if numbers else None
 
 
+@functools.lru_cache(maxsize=65536)  # a few distinct answers recur across many samples
 def canonical(answer: str) -> str | None:
     """Strip dollars, units' punctuation and spaces; numbers lose thousands separators and a trailing `.0`."""
     value = answer.strip().strip("$").strip().rstrip(".").strip()

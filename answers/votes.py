@@ -27,7 +27,11 @@ class Tally:
         """The index of the answer with the most votes, ties to the one seen first; None when nobody voted."""
         if not self.counts:
             return None
-        return max(range(len(self.counts)), key=lambda group: (self.counts[group], -group))
+        best = 0
+        for group in range(1, len(self.counts)):
+            if self.counts[group] > self.counts[best]:  # strictly more: an equal count seen later loses
+                best = group
+        return best
 
 
 def tally(answers: Iterable[str | None]) -> Tally:
@@ -39,11 +43,13 @@ def tally(answers: Iterable[str | None]) -> Tally:
         if answer is None:
             groups.append(-1)
             continue
-        group = index.setdefault(answer, len(index))
-        if group == len(counts):
-            counts.append(0)
+        group = index.get(answer)
+        if group is None:
+            group = index[answer] = len(counts)
+            counts.append(1)
             first.append(position)
-        counts[group] += 1
+        else:
+            counts[group] += 1
         groups.append(group)
     return Tally(tuple(index), tuple(counts), tuple(first), tuple(groups))
 

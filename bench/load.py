@@ -14,7 +14,6 @@ import asyncio
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,18 +24,12 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.gateway import SHARD, clients_for, machine, server, train, write_outcomes
+from bench.processes import RedisServer, machine, rss_mb, server
+from bench.workload import SHARD, clients_for, train, write_outcomes
 from service.server_thread import free_port
 from service.tenants import key_hash
 
 TENANTS = ("search", "tutor")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def send_all(gateways: list[str], bodies: list[tuple[int, bytes]], concurrency: int) -> list[tuple[int, int]]:
@@ -82,24 +75,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     (work / "tenants.json").write_text(
         json.dumps([{"tenant": t, "key_sha256": key_hash(f"key-{t}"), "budget": None} for t in TENANTS])
     )
-    redis_port, sim_port = free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    redis_server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    sim_port = free_port()
+    redis_server = RedisServer(work)
+    redis_url = redis_server.url
     rng = random.Random(0)
     serving = questions[300:]
 
@@ -117,7 +95,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return made
 
     try:
-        time.sleep(0.5)
         simulate = [
             "simulate",
             "--outcomes",
@@ -162,8 +139,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 httpx.get(url + "/v1/budget", headers={"authorization": "Bearer key-search"}).json() for url in gateways
             ]
     finally:
-        redis_server.terminate()
-        redis_server.wait(10)
+        redis_server.stop()
     statuses = [status for status, _ in results]
     served = sum(samples for _, samples in results)
     per_tenant = {t: sum(results[i][1] for i in range(len(main)) if main[i][0] == k) for k, t in enumerate(TENANTS)}

@@ -22,7 +22,7 @@ import skops.io
 from allocator.base import Policy
 from files.errors import DataFileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: λ is `lam` in every policy's fitted state (version 1 called it `price`)
 POLICY_FILE = "policy.skops"
 MANIFEST_FILE = "manifest.json"
 _TRUSTED_MODULES = ("allocator.", "features.", "oracle.", "sklearn.", "numpy.", "scipy.", "builtins.")
@@ -82,7 +82,7 @@ def load_model(directory: Path) -> tuple[Policy, dict[str, Any]]:
     if version != FORMAT_VERSION:
         raise DataFileError(
             f"{manifest_path}: model format version {version!r} is not supported "
-            f"(this apportion reads version {FORMAT_VERSION})"
+            f"(this apportion reads version {FORMAT_VERSION}); train it again with apportion train"
         )
     policy_path = directory / POLICY_FILE
     if not policy_path.is_file():

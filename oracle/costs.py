@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -31,19 +33,23 @@ def action_costs(curves: Curves, unit: CostUnit = "samples") -> NDArray[np.float
     return per_sample[:, None] * ks[None, :]
 
 
-def uniform_mix(cost: NDArray[np.float64], budget: float) -> tuple[int, int, float]:
+def uniform_mix(cost: Sequence[float] | NDArray[np.float64], budget: float) -> tuple[int, int, float]:
     """Uniform allocation at a budget: the columns of the two neighbouring actions around it (by cost) and the
     share of the dearer one that makes the mean cost the budget (0 when one action fits exactly; a budget
-    below the cheapest or above the dearest action gets that action alone)."""
-    order = np.argsort(cost, kind="stable")
-    ranked = cost[order]
+    below the cheapest or above the dearest action gets that action alone).
+
+    Plain Python: a handful of actions, asked once per query while serving, where numpy's call overhead
+    would cost more than the work."""
+    values = [float(c) for c in cost]
+    order = sorted(range(len(values)), key=values.__getitem__)  # stable, as ties must be
+    ranked = [values[i] for i in order]
     if budget >= ranked[-1]:
-        return int(order[-1]), int(order[-1]), 0.0
-    above = int(np.searchsorted(ranked, budget, side="left"))
+        return order[-1], order[-1], 0.0
+    above = bisect.bisect_left(ranked, budget)
     if above == 0 or ranked[above] == budget:
-        return int(order[above]), int(order[above]), 0.0
-    low, high = int(order[above - 1]), int(order[above])
-    return low, high, float((budget - cost[low]) / (cost[high] - cost[low]))
+        return order[above], order[above], 0.0
+    low, high = order[above - 1], order[above]
+    return low, high, (budget - values[low]) / (values[high] - values[low])
 
 
 def uniform_accuracy(acc: NDArray[np.float64], cost: NDArray[np.float64], budget: float) -> float:

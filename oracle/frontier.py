@@ -46,14 +46,14 @@ def frontier(acc: ArrayLike, cost: ArrayLike) -> Frontier:
     filled = 0
     for span in row_chunks(inst.n):
         filled = _hull_segments(inst, span, start[span], room, filled)
-    gains, prices, slopes = room[:, :filled]
+    gains, costs, slopes = room[:, :filled]
     # Within a question slopes strictly decrease (see _hull_segments), so any order of equal slopes across
     # questions is a valid sequence of allocations: an unstable sort is safe, and reversing it is too.
     order = np.argsort(slopes)[::-1]
     base_cost = float(inst.cost_of(slice(None), start).sum())
     base_acc = float(inst.acc_of(slice(None), start).sum())
     return Frontier(
-        avg_cost=_running_mean(prices, order, base_cost, inst.n),
+        avg_cost=_running_mean(costs, order, base_cost, inst.n),
         accuracy=_running_mean(gains, order, base_acc, inst.n),
         lam=_sorted_with_head(slopes, order, np.inf),
     )

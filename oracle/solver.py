@@ -6,7 +6,7 @@ Pricing cost at λ splits the problem into one sub-problem per question, a_i(λ)
 Total cost is non-increasing in λ: if λ1 < λ2 pick a1 and a2, optimality of each gives
     p(a1) - λ1 c(a1) >= p(a2) - λ1 c(a2)   and   p(a2) - λ2 c(a2) >= p(a1) - λ2 c(a1);
 adding them, (λ2 - λ1)(c(a1) - c(a2)) >= 0, so c(a1) >= c(a2) for every question. A binary search on λ
-therefore finds the smallest price whose allocation fits the budget.
+therefore finds the smallest λ whose allocation fits the budget.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class OracleSolution:
     actions: NDArray[np.intp]
     """(n,) the chosen action's column for each question."""
     lam: float
-    """The price of cost at which the allocation is Lagrangian-optimal (0 when the budget does not bind)."""
+    """λ, the price of cost at which the allocation is Lagrangian-optimal (0 when the budget does not bind)."""
     avg_cost: float
     accuracy: float
     """Mean expected accuracy of the chosen actions."""
@@ -56,7 +56,7 @@ def solve(acc: ArrayLike, cost: ArrayLike, budget: float) -> OracleSolution:
     floor = _total_cost(inst, cheapest)
     if floor > allowed:
         raise OracleInputError(f"budget {budget:g} is below the cheapest allocation's mean cost {floor / inst.n:g}")
-    search = _Bracket(0.0, _price_of_cheapest(inst), greedy, cheapest)
+    search = _Bracket(0.0, _lam_of_cheapest(inst), greedy, cheapest)
     if inst.n > 2 * _SUBSAMPLE:
         _narrow_by_subsample(inst, search, allowed)
     _bisect(inst, search, allowed)
@@ -115,7 +115,7 @@ def _gathered_sum(table: NDArray[np.float64], actions: NDArray[np.intp], rows: N
     return total
 
 
-def _price_of_cheapest(inst: Instance) -> float:
+def _lam_of_cheapest(inst: Instance) -> float:
     """A λ above every upgrade's slope, where each question takes the best of its cheapest actions."""
     spread = float(inst.acc.max() - inst.acc.min())
     return 2 * spread / inst.smallest_step + 1.0
@@ -189,7 +189,7 @@ def _take_offers(
     """Upgrade `rows` in place, best gain per cost first, with offers above `floor`; returns the leftover."""
     ratio = np.full(rows.size, -np.inf)
     target = np.zeros(rows.size, dtype=np.intp)
-    price = np.zeros(rows.size)
+    upgrade_cost = np.zeros(rows.size)
     for span in row_chunks(rows.size):
         source = rows[span]
         here = actions[source][:, None]
@@ -201,14 +201,14 @@ def _take_offers(
         best = np.argmax(ratios, axis=1)[:, None]
         target[span] = best[:, 0]
         ratio[span] = np.take_along_axis(ratios, best, axis=1)[:, 0]
-        price[span] = np.take_along_axis(extra, best, axis=1)[:, 0]
+        upgrade_cost[span] = np.take_along_axis(extra, best, axis=1)[:, 0]
     smallest = inst.smallest_step
     while rows.size and leftover >= smallest:
-        pick = int(np.argmax(np.where(price <= leftover, ratio, -np.inf)))
-        if price[pick] > leftover or not np.isfinite(ratio[pick]):
+        pick = int(np.argmax(np.where(upgrade_cost <= leftover, ratio, -np.inf)))
+        if upgrade_cost[pick] > leftover or not np.isfinite(ratio[pick]):
             break
         actions[rows[pick]] = target[pick]
-        leftover -= float(price[pick])
+        leftover -= float(upgrade_cost[pick])
         ratio[pick] = -np.inf
     return leftover
 

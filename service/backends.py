@@ -17,20 +17,24 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
+from pydantic_core import from_json, to_json
 
 from service.breaker import CircuitBreaker
 
 Fanout = Literal["auto", "n", "parallel"]
+_JSON = {"content-type": "application/json"}
 ErrorKind = Literal["connect", "timeout", "status", "malformed", "disconnected", "refused", "unavailable"]
 
 
 class BackendError(Exception):
     """A backend could not give samples. `kind` feeds the metrics; `status` is the backend's HTTP status."""
 
-    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None, out_of_time: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.out_of_time = out_of_time
+        """The query's deadline passed (no retry can help)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class Backend:
     outstanding: int = 0
     model: str | None = None
 
+    @property
+    def chat_url(self) -> str:
+        return f"{self.url}/chat/completions"
+
 
 class BackendPool:
     """Draws samples from several backends. `client` is shared (one connection pool for all of them).
@@ -103,18 +111,21 @@ class BackendPool:
         ]
         self.errors: dict[ErrorKind, int] = {}
 
-    async def draw(self, messages: list[dict[str, Any]], k: int, sampling: Sampling) -> Draw:
-        """k samples for `messages`. Some may fail (`Draw.failed`); raises `BackendError` only if all do."""
+    async def draw(
+        self, messages: list[dict[str, Any]], k: int, sampling: Sampling, deadline: float | None = None
+    ) -> Draw:
+        """k samples for `messages`, before `deadline` (the event loop's clock) if one is given. Some may fail
+        (`Draw.failed`); raises `BackendError` only if all do."""
         draw = Draw()
         try:
             backend = self._pick(set())
             if backend is not None and backend.fanout != "parallel":
-                draw.add(await self._request(messages, k, sampling, first=backend))
+                draw.add(await self._request(messages, k, sampling, backend, deadline))
             missing = k - len(draw.texts) - draw.failed
             if missing > 0:  # the engine ignores n, or fan-out was configured: one request per sample
                 offset = len(draw.texts)
                 seeds = [None if sampling.seed is None else sampling.seed + offset + i for i in range(missing)]
-                single = [self._single(messages, sampling, seed) for seed in seeds]
+                single = [self._single(messages, sampling, seed, deadline) for seed in seeds]
                 for part in await asyncio.gather(*single):
                     draw.add(part)
         except BackendError as exc:
@@ -126,14 +137,23 @@ class BackendPool:
             raise BackendError("unavailable", "; ".join(draw.errors) or "no backend gave a sample")
         return draw
 
-    async def _single(self, messages: list[dict[str, Any]], sampling: Sampling, seed: int | None) -> Draw:
+    async def _single(
+        self, messages: list[dict[str, Any]], sampling: Sampling, seed: int | None, deadline: float | None
+    ) -> Draw:
         one = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed, sampling.stop)
         try:
-            return await self._request(messages, 1, one, first=None)
+            return await self._request(messages, 1, one, None, deadline)
         except BackendError as exc:
             return Draw(failed=1, errors=[str(exc)])
 
-    async def _request(self, messages: list[dict[str, Any]], n: int, sampling: Sampling, first: Backend | None) -> Draw:
+    async def _request(
+        self,
+        messages: list[dict[str, Any]],
+        n: int,
+        sampling: Sampling,
+        first: Backend | None,
+        deadline: float | None,
+    ) -> Draw:
         """One request, retried on other backends (with backoff) when a backend fails or refuses."""
         tried: set[str] = set()
         last: BackendError | None = None
@@ -145,13 +165,14 @@ class BackendPool:
                 raise last or BackendError("unavailable", "every backend's circuit breaker is open")
             tried.add(backend.url)
             try:
-                return await self._call(backend, messages, n, sampling)
+                return await self._call(backend, messages, n, sampling, deadline)
             except BackendError as exc:
                 last = exc
                 self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
-                if exc.kind == "refused":
+                if exc.kind == "refused" or exc.out_of_time:
                     raise
-                await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+                pause = self.backoff * 2**attempt * (0.5 + random.random())
+                await asyncio.sleep(pause if deadline is None else max(min(pause, deadline - _now()), 0.0))
         assert last is not None
         raise last
 
@@ -163,7 +184,9 @@ class BackendPool:
                 return backend
         return next((b for b in candidates if b.breaker.allows()), None)
 
-    async def _call(self, backend: Backend, messages: list[dict[str, Any]], n: int, sampling: Sampling) -> Draw:
+    async def _call(
+        self, backend: Backend, messages: list[dict[str, Any]], n: int, sampling: Sampling, deadline: float | None
+    ) -> Draw:
         body: dict[str, Any] = {
             "model": backend.model or "default",
             "messages": messages,
@@ -176,14 +199,23 @@ class BackendPool:
             body["seed"] = sampling.seed
         if sampling.stop is not None:
             body["stop"] = sampling.stop
+        timeout, out_of_time = None, False  # None: the session's, a backend's own limit
+        if deadline is not None:
+            remaining = deadline - _now()
+            if remaining <= 0:
+                raise BackendError("timeout", "the query ran out of time", out_of_time=True)
+            if remaining < (self.client.timeout.total or float("inf")):
+                timeout, out_of_time = aiohttp.ClientTimeout(total=remaining), True
         backend.outstanding += 1
         started = time.perf_counter()
         try:
-            async with self.client.post(f"{backend.url}/chat/completions", json=body) as response:
+            post = self.client.post(backend.chat_url, data=to_json(body), headers=_JSON, timeout=timeout)
+            async with post as response:
                 status, payload = response.status, await response.read()
         except TimeoutError:
-            backend.breaker.failed()
-            raise BackendError("timeout", f"{backend.url} timed out") from None
+            if not out_of_time:  # the query's own deadline is not the backend's fault
+                backend.breaker.failed()
+            raise BackendError("timeout", f"{backend.url} timed out", out_of_time=out_of_time) from None
         except aiohttp.ClientConnectorError as exc:
             backend.breaker.failed()
             raise BackendError("connect", f"{backend.url} unreachable ({type(exc).__name__}: {exc})") from None
@@ -201,7 +233,7 @@ class BackendPool:
             backend.breaker.failed()
             raise BackendError("status", f"{backend.url} answered {status}: {_message(payload)}")
         try:
-            draw = _parse(json.loads(payload), seconds)
+            draw = _parse(from_json(payload), seconds)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             backend.breaker.failed()
             raise BackendError("malformed", f"{backend.url} sent a malformed reply ({exc})") from None
@@ -235,6 +267,10 @@ class BackendPool:
                 reachable = False
             report[backend.url] = f"{'up' if reachable else 'down'}, breaker {backend.breaker.state}"
         return report
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _parse(reply: Any, seconds: float) -> Draw:

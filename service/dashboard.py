@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from service.routes import GatewayDep, TenantDep, budget_view
+from service.deps import GatewayDep, TenantDep, budget_view
 
 STATIC = Path(__file__).with_name("static")
 dashboard_router = APIRouter()

@@ -122,7 +122,8 @@ class TenantSpend(BaseModel):
     tenant: str
     queries: int
     samples: int
-    budget: int | None
+    quota: int | None = Field(serialization_alias="budget")
+    """Samples the tenant may spend in all (`budget` in the API and the tenants file); None: no limit."""
     left: int | None
 
 

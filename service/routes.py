@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from service.backends import Sampling
-from service.ledger import LedgerView, Spend
+from service.deps import GatewayDep, TenantDep, budget_view
+from service.errors import GatewayError
+from service.ledger import UnreachableTarget
 from service.protocol import (
     BudgetView,
     ChatRequest,
@@ -25,34 +26,14 @@ from service.protocol import (
     SolveRequest,
     SolveResponse,
     TargetChange,
-    TenantSpend,
     Usage,
 )
-from service.serving import Answered, Gateway, GatewayError
-from service.tenants import Tenant, Tenants
+from service.serving import Answered, Gateway, new_id
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 502, 503, 504)
 }
 router = APIRouter(responses=ERRORS)
-
-
-async def gateway(request: Request) -> Gateway:  # async: a plain function would cost a thread hop per request
-    return request.app.state.gateway  # type: ignore[no-any-return]
-
-
-async def tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> Tenant:
-    tenants: Tenants = request.app.state.tenants
-    found = tenants.identify(authorization)
-    if found is None:
-        raise GatewayError(
-            401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_request_error", "invalid_api_key"
-        )
-    return found
-
-
-GatewayDep = Annotated[Gateway, Depends(gateway)]
-TenantDep = Annotated[Tenant, Depends(tenant)]
 
 
 class Validated(Response):
@@ -111,7 +92,7 @@ async def chat_completions(
         request_id=body.request_id or x_request_id,
     )
     reply = ChatResponse(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
+        id=f"chatcmpl-{new_id()}",
         created=int(time.time()),
         model=body.model,
         choices=[Choice(message=ReplyMessage(content=_winning_text(done)), finish_reason=_finish(done))],
@@ -179,32 +160,11 @@ async def budget(request: Request, gw: GatewayDep, who: TenantDep) -> BudgetView
 async def set_target(request: Request, body: TargetChange, gw: GatewayDep, who: TenantDep) -> BudgetView:
     if not who.admin:
         raise GatewayError(403, "only the admin key may change the fleet target", "permission_denied", "admin_required")
-    await gw.ledger.set_target(body.target)
+    try:
+        await gw.set_target(body.target)
+    except UnreachableTarget as exc:
+        raise GatewayError(400, str(exc), "invalid_request_error", "target_out_of_range", "target") from None
     return budget_view(gw, request.app.state.tenants, await gw.publish(), who)
-
-
-def budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) -> BudgetView:
-    budgets = tenants.budgets()
-    rows = []
-    for name in sorted(set(view.tenants) | {name for name, t in tenants.by_name().items() if not t.admin}):
-        if who.admin or tenants.open or name == who.name:
-            spend = view.tenants.get(name, Spend())
-            quota = budgets.get(name)
-            left = None if quota is None else max(quota - spend.samples, 0)
-            rows.append(TenantSpend(tenant=name, queries=spend.queries, samples=spend.samples, budget=quota, left=left))
-    budget = gw.operating_budget(view)
-    return BudgetView(
-        target=view.state.target,
-        realized=view.state.realized,
-        operating_budget=budget,
-        lam=gw.policy.price(budget),
-        queries=view.state.queries,
-        samples=view.state.samples,
-        since=view.since,
-        store=gw.ledger.kind,
-        degraded=gw.degraded,
-        tenants=rows,
-    )
 
 
 def _decision(gw: Gateway, done: Answered) -> Decision:

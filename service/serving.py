@@ -4,33 +4,42 @@ answers extracted and voted on, the spend charged. Routes (`service.routes`) onl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from allocator.base import Policy
-from allocator.control import BudgetController
 from answers.extract import extract_answer
 from answers.votes import Verdict, aggregate
 from service.backends import BackendError, BackendPool, Draw, Sampling
+from service.errors import GatewayError
 from service.history import History, Served
-from service.ledger import Ledger, LedgerUnavailable, LedgerView
+from service.ledger import BudgetController, Ledger, LedgerUnavailable, LedgerView
 from service.metrics import Metrics
 from service.settings import Settings
 from service.tenants import Tenant
 
 log = logging.getLogger("apportion.gateway")
+_ids = itertools.count()
+_id_prefix = secrets.token_hex(8)
 
 
-class GatewayError(Exception):
-    """A failure to report to the client: HTTP status, OpenAI error type and code, and a message."""
+def new_id() -> str:
+    """A unique id (64 random bits per process, then a counter), without a random draw per request."""
+    return f"{_id_prefix}{next(_ids):x}"
 
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.code, self.param = status, kind, code, param
+
+def _new_prefix() -> None:
+    global _id_prefix
+    _id_prefix = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_prefix)  # a forked worker must not repeat its parent's ids
 
 
 @dataclass
@@ -78,6 +87,10 @@ class Gateway:
         """Serving from a local ledger because the shared one is unreachable."""
         return bool(getattr(self.ledger, "degraded", False))
 
+    async def set_target(self, target: float) -> LedgerView:
+        """A new fleet target (checked by the controller: `UnreachableTarget` when out of the policy's reach)."""
+        return await self.ledger.restart(self.controller.start(target))
+
     def operating_budget(self, view: LedgerView) -> float:
         return self._budget(view, None)
 
@@ -96,21 +109,19 @@ class Gateway:
         view = await self.ledger.view(tenant.name)
         self._check_quota(view, tenant)
         budget = self._budget(view, budget_hint)
-        lam = self.policy.price(budget) if self.policy.movable else self.policy.price()
+        lam = self.policy.lam(budget) if self.policy.movable else self.policy.lam()
         text = _question_text(messages)
         cap = min(max_samples or self.settings.max_samples, self.settings.max_samples)
         answers: list[str | None] = []
         total, degraded, rounds, backend_seconds = Draw(), [], 0, 0.0
-        deadline = started + self.settings.request_timeout
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
         while (k := min(self.policy.next_samples(text, answers, budget), cap - len(answers))) > 0:
             seed = None if sampling.seed is None else sampling.seed + len(answers) + total.failed
             round_sampling = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed, sampling.stop)
             try:
-                draw = await asyncio.wait_for(
-                    self.pool.draw(messages, k, round_sampling), deadline - time.perf_counter()
-                )
-            except (TimeoutError, BackendError) as exc:
-                kind = "timeout" if isinstance(exc, TimeoutError) else exc.kind
+                draw = await self.pool.draw(messages, k, round_sampling, deadline)
+            except BackendError as exc:
+                kind = exc.kind
                 self.metrics.backend_errors.labels(kind).inc()
                 if not answers:
                     raise _backend_failure(exc, self.settings.request_timeout) from None
@@ -126,7 +137,7 @@ class Gateway:
             if draw.failed and not self.policy.adaptive:
                 break
         verdict = aggregate(answers)
-        charged = await self.ledger.charge(request_id or uuid.uuid4().hex, tenant.name, len(answers))
+        charged = await self.ledger.charge(request_id or new_id(), tenant.name, len(answers))
         if not charged:
             degraded.append("request id already charged: this repeat was not charged again")
         seconds = time.perf_counter() - started
@@ -153,13 +164,13 @@ class Gateway:
         return float(min(max(budget, lowest), highest))
 
     def _check_quota(self, view: LedgerView, tenant: Tenant) -> None:
-        if tenant.budget is None:
+        if tenant.quota is None:
             return
         spent = view.tenants.get(tenant.name)
-        if spent is not None and spent.samples >= tenant.budget:
+        if spent is not None and spent.samples >= tenant.quota:
             raise GatewayError(
                 429,
-                f"tenant {tenant.name!r} has spent its budget of {tenant.budget} samples",
+                f"tenant {tenant.name!r} has spent its budget of {tenant.quota} samples",
                 "insufficient_quota",
                 "insufficient_quota",
             )
@@ -176,7 +187,7 @@ class Gateway:
         """Refresh the budget gauges from the ledger (for `/metrics` and the dashboard)."""
         view = await self.ledger.view()
         budget = self._budget(view, None)
-        lam = self.policy.price(budget)
+        lam = self.policy.lam(budget)
         self.metrics.target.set(view.state.target)
         self.metrics.realized.set(view.state.realized)
         self.metrics.operating.set(budget)
@@ -193,7 +204,7 @@ class Gateway:
                     self.backend_health = await self.pool.health()
                 view = await self.publish()
                 budget = self._budget(view, None)
-                self.history.tick(view.state.target, view.state.realized, budget, self.policy.price(budget))
+                self.history.tick(view.state.target, view.state.realized, budget, self.policy.lam(budget))
             except LedgerUnavailable:
                 pass  # fail closed and Redis away: nothing to draw until it is back
             ticks += 1
@@ -208,10 +219,9 @@ def _question_text(messages: list[dict[str, Any]]) -> str:
     return str(messages[-1].get("content") or "")
 
 
-def _backend_failure(exc: Exception, timeout: float) -> GatewayError:
-    if isinstance(exc, TimeoutError) or (isinstance(exc, BackendError) and exc.kind == "timeout"):
+def _backend_failure(exc: BackendError, timeout: float) -> GatewayError:
+    if exc.kind == "timeout":
         return GatewayError(504, f"the backends did not answer within {timeout:g} s", "timeout", "backend_timeout")
-    assert isinstance(exc, BackendError)
     if exc.kind == "refused":
         return GatewayError(400, str(exc), "invalid_request_error", "backend_refused")
     if exc.kind in ("unavailable", "connect"):

@@ -22,9 +22,7 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPORTION_", extra="forbid")
 
-    model: Path | None = Field(
-        default=None, description="a trained policy: the MODEL_DIR that `apportion train` wrote"
-    )
+    model: Path | None = Field(default=None, description="a trained policy: the MODEL_DIR that `apportion train` wrote")
     backends: list[str] = Field(min_length=1, description="OpenAI-compatible base URLs, e.g. http://vllm:8000/v1")
     target_samples: float | None = Field(
         default=None,

@@ -1,4 +1,4 @@
-"""API keys: who is calling, their sample budget, and whether they may change the fleet's target.
+"""API keys: who is calling, their lifetime sample quota, and whether they may change the fleet's target.
 
 Keys are random tokens, so a plain SHA-256 of each is what is stored (a slow password hash buys nothing
 against a 256-bit secret). The presented key's hash is compared with every stored hash in constant time.
@@ -19,9 +19,12 @@ ANONYMOUS = "anonymous"
 @dataclass(frozen=True)
 class Tenant:
     name: str
-    budget: int | None = None
-    """Samples this tenant may spend in all (None: no limit)."""
+    quota: int | None = None
+    """Samples this tenant may spend in all (None: no limit); the tenants file calls it `budget`."""
     admin: bool = False
+
+
+_ANONYMOUS = Tenant(ANONYMOUS)
 
 
 class TenantFileError(ValueError):
@@ -60,21 +63,21 @@ class Tenants:
         tenants: dict[str, Tenant] = {}
         for index, entry in enumerate(entries):
             try:
-                digest, name, budget = str(entry["key_sha256"]).lower(), str(entry["tenant"]), entry.get("budget")
+                digest, name, quota = str(entry["key_sha256"]).lower(), str(entry["tenant"]), entry.get("budget")
             except (KeyError, TypeError):
                 raise TenantFileError(f"{path}: entry {index} needs 'tenant' and 'key_sha256'") from None
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TenantFileError(f"{path}: entry {index}: key_sha256 is not a SHA-256 hex digest")
-            if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+            if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
                 raise TenantFileError(f"{path}: entry {index}: budget must be a whole number of samples or null")
-            tenants[digest] = Tenant(name, budget)
+            tenants[digest] = Tenant(name, quota)
         return cls(tenants, admin_hash)
 
     def by_name(self) -> dict[str, Tenant]:
         return {tenant.name: tenant for tenant in self.by_hash.values()}
 
-    def budgets(self) -> dict[str, int | None]:
-        return {name: tenant.budget for name, tenant in self.by_name().items()}
+    def quotas(self) -> dict[str, int | None]:
+        return {name: tenant.quota for name, tenant in self.by_name().items()}
 
     def identify(self, authorization: str | None) -> Tenant | None:
         """The tenant a `Bearer` header names; the anonymous tenant on an open API; None when refused."""
@@ -87,4 +90,4 @@ class Tenants:
                     found = tenant
             if found is not None:
                 return found
-        return Tenant(ANONYMOUS) if self.open else None
+        return _ANONYMOUS if self.open else None

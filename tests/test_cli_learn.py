@@ -22,7 +22,7 @@ def model(tmp_path_factory: pytest.TempPathFactory, example_file: Path) -> Path:
 
 def test_train_writes_a_policy_and_a_manifest_that_describes_it(model: Path, example_file: Path) -> None:
     manifest = json.loads((model / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["policy"] == "adaptive"
     assert manifest["actions"] == [1, 2, 4, 8, 16, 32]
     assert manifest["budget"] == 4.0
@@ -58,6 +58,12 @@ def test_a_loaded_model_decides_like_the_trained_one(
                 json.dumps(json.loads((d / "manifest.json").read_text()) | {"format_version": 99})
             ),
             "format version 99 is not supported",
+        ),
+        (
+            lambda d: (d / "manifest.json").write_text(
+                json.dumps(json.loads((d / "manifest.json").read_text()) | {"format_version": 1})
+            ),
+            "train it again with apportion train",
         ),
         (lambda d: (d / "manifest.json").unlink(), "not a model directory"),
     ],

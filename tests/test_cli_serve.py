@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.processes import RedisServer
 from cli.main import main
 from service.server_thread import free_port
 from service.tenants import key_hash
-from tests.conftest import RedisServer
 from tests.test_cli import run
 
 APPORTION = [sys.executable, "-m", "cli"]
@@ -37,6 +37,8 @@ def model_dir(example_file: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         (["--model", "nowhere", "--backend", "http://127.0.0.1:9/v1"], "not a model directory"),
         (["--backend", "ftp://x"], "--backend (or APPORTION_BACKENDS): 'ftp://x' is not an http(s) URL"),
         (["--backend", "http://127.0.0.1:9/v1", "--workers", "2"], "--workers > 1 needs --redis"),
+        (["--backend", "http://127.0.0.1:9/v1", "--target-samples", "500"], "--target-samples (or APPORTION_TARGET"),
+        (["--backend", "http://127.0.0.1:9/v1", "--target-samples", "0.2"], "out of reach"),
     ],
 )
 def test_bad_settings_stop_start_up_with_one_line(

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from allocator.adaptive import Adaptive
 from allocator.baselines import Uniform
-from allocator.control import BudgetController
 from allocator.data import Outcomes
 from oracle.synthetic import synthetic_outcomes
+from service.ledger.control import BudgetController, UnreachableTarget
 
 
 def serve(controller: BudgetController, target: float, spend_at: list[float], bias: float, seed: int = 0) -> float:
@@ -61,23 +61,36 @@ def test_bad_targets_and_bounds_are_refused() -> None:
         BudgetController(8, 2)
 
 
+@pytest.mark.parametrize("target", [0.5, 32.5, 1e9])
+def test_a_target_the_policy_cannot_spend_is_refused_with_its_range(target: float) -> None:
+    with pytest.raises(UnreachableTarget, match=r"out of reach: the policy spends between 1 and 32 samples"):
+        BudgetController(1, 32).start(target)
+
+
+def test_the_bounds_themselves_are_reachable() -> None:
+    controller = BudgetController(1.5, 11.25)
+    assert controller.start(1.5).target == 1.5 and controller.start(11.25).target == 11.25
+    with pytest.raises(UnreachableTarget, match="spends only 4 samples"):
+        BudgetController(4, 4).start(5)
+
+
 @pytest.fixture(scope="module")
 def outcomes() -> Outcomes:
     return Outcomes.read(synthetic_outcomes(questions=150, samples=32, seed=3), (1, 2, 4, 8, 16, 32))
 
 
-def test_adaptive_moves_along_its_ladder_of_prices(outcomes: Outcomes) -> None:
+def test_adaptive_moves_along_its_ladder_of_lambdas(outcomes: Outcomes) -> None:
     policy = Adaptive().fit(outcomes, 4.0)
     low, high = policy.spend_range()
     assert low < 4.0 < high
     budgets = [2.5, 4.0, 6.0, 10.0]
-    prices = [policy.price(b) for b in budgets]
-    assert all(a >= b for a, b in itertools.pairwise(prices)), "a larger budget must not cost more"
+    lams = [policy.lam(b) for b in budgets]
+    assert all(a >= b for a, b in itertools.pairwise(lams)), "a larger budget must not have a larger λ"
     for budget in budgets:  # each mix of two rungs spends exactly the budget on the training replays
         rule, lower, share = policy._rules_at(budget)
-        spends = {r.price: s for r, s in policy.ladder_}
-        assert (1 - share) * spends[rule.price] + share * spends[lower.price] == pytest.approx(budget)
-    assert policy.price(4.0) == pytest.approx(policy.price())
+        spends = {r.lam: s for r, s in policy.ladder_}
+        assert (1 - share) * spends[rule.lam] + share * spends[lower.lam] == pytest.approx(budget)
+    assert policy.lam(4.0) == pytest.approx(policy.lam())
 
 
 def test_adaptive_serving_at_a_larger_budget_draws_more(outcomes: Outcomes) -> None:

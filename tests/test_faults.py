@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from allocator.base import Policy
+from bench.processes import RedisServer
 from oracle.outcomes import Question
 from service.app import create_app
 from service.server_thread import ServerThread
 from service.settings import Settings
-from tests.conftest import RedisServer
 from tests.test_gateway import assert_error
 
 

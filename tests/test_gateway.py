@@ -10,18 +10,18 @@ import openai
 import pytest
 
 from allocator.base import Policy
+from bench.processes import RedisServer
 from oracle.outcomes import Question
 from service.app import create_app
 from service.server_thread import ServerThread, free_port
 from service.settings import Settings
 from service.tenants import key_hash
-from tests.conftest import RedisServer
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
 
 def gateway(policy: Policy, backends: list[str], **options: object) -> ServerThread:
-    settings = Settings(model=Path("."), backends=backends, **options)  # type: ignore[arg-type]
+    settings = Settings(backends=backends, **options)  # type: ignore[arg-type]
     return ServerThread(create_app(settings, policy=policy))
 
 
@@ -133,6 +133,9 @@ def test_tenants_see_only_their_own_spend_and_only_the_admin_changes_the_target(
         everyone = httpx.get(url + "/v1/budget", headers=admin).json()
         assert everyone["target"] == 2.5 and {row["tenant"] for row in everyone["tenants"]} == {"search", "tutor"}
         assert_error(httpx.put(url + "/v1/budget/target", json={"target": -1}, headers=admin), 400)
+        out_of_reach = httpx.put(url + "/v1/budget/target", json={"target": 500}, headers=admin)
+        assert "out of reach" in assert_error(out_of_reach, 400, "target_out_of_range")["message"]  # type: ignore[operator]
+        assert httpx.get(url + "/v1/budget", headers=admin).json()["target"] == 2.5, "a refused target changes nothing"
 
 
 def test_replicas_share_one_ledger_in_redis(

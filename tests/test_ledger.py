@@ -8,9 +8,15 @@ import asyncio
 import numpy as np
 import pytest
 
-from allocator.control import BudgetController
-from service.ledger import FallbackLedger, LedgerUnavailable, LocalLedger, RedisLedger, redis_client
-from tests.conftest import RedisServer
+from bench.processes import RedisServer
+from service.ledger import (
+    BudgetController,
+    FallbackLedger,
+    LedgerUnavailable,
+    LocalLedger,
+    RedisLedger,
+    redis_client,
+)
 
 CONTROLLER = BudgetController(lowest=1, highest=32, horizon=50)
 
@@ -23,14 +29,14 @@ def redis_url(redis_server: RedisServer) -> str:
 
 async def shared_ledger(url: str, target: float = 4.0) -> RedisLedger:
     ledger = RedisLedger(redis_client(url), CONTROLLER)
-    await ledger.start(target)
+    await ledger.join(CONTROLLER.start(target))
     return ledger
 
 
 def test_redis_ledger_runs_the_controllers_arithmetic(redis_url: str) -> None:
     async def check() -> None:
         shared = await shared_ledger(redis_url)
-        local = LocalLedger(CONTROLLER, 4.0)
+        local = LocalLedger(CONTROLLER, CONTROLLER.start(4.0))
         draws = np.random.default_rng(0).integers(1, 33, size=300)  # large draws: the debt hits its clip
         for index, samples in enumerate(draws):
             assert await shared.charge(f"r{index}", "team-a", int(samples))
@@ -76,7 +82,7 @@ def test_a_new_target_starts_a_new_window_for_every_replica(redis_url: str) -> N
         first, second = await shared_ledger(redis_url), await shared_ledger(redis_url, target=9.0)
         assert (await second.view()).state.target == 4.0, "joining does not overwrite a running ledger"
         await first.charge("a", "t", 10)
-        await first.set_target(6.0)
+        await first.restart(CONTROLLER.start(6.0))
         view = await second.view()
         assert view.state.target == 6.0 and view.state.queries == 0 and view.state.debt == 0
 
@@ -88,7 +94,7 @@ def test_redis_outage_fails_open_then_replays_without_double_charging(redis_serv
 
     async def check() -> None:
         shared = await shared_ledger(redis_server.url)
-        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, 4.0), fail_open=True, retry_after=0.0)
+        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, CONTROLLER.start(4.0)), fail_open=True, retry_after=0.0)
         assert await ledger.charge("before", "t", 4)
         redis_server.stop()
         try:
@@ -111,7 +117,9 @@ def test_redis_outage_fails_closed_when_configured(redis_server: RedisServer) ->
 
     async def check() -> None:
         shared = await shared_ledger(redis_server.url)
-        ledger = FallbackLedger(shared, LocalLedger(CONTROLLER, 4.0), fail_open=False, retry_after=0.0)
+        ledger = FallbackLedger(
+            shared, LocalLedger(CONTROLLER, CONTROLLER.start(4.0)), fail_open=False, retry_after=0.0
+        )
         redis_server.stop()
         try:
             with pytest.raises(LedgerUnavailable, match="unreachable"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from allocator.adaptive import Adaptive, schedule
-from allocator.base import price_for_budget
+from allocator.base import lam_for_budget
 from allocator.baselines import LongerGetsMore, Uniform
 from allocator.data import Outcomes
 from allocator.evaluate import cross_validate
@@ -107,11 +107,11 @@ def test_imitation_copies_the_oracle_more_often_than_chance(data: Outcomes) -> N
 def test_a_shift_can_push_spending_up_or_down() -> None:
     scores = np.log(np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]]))
     cost = np.array([1.0, 4.0])
-    lam = price_for_budget(scores, cost, 3.0, subsidise=True)
+    lam = lam_for_budget(scores, cost, 3.0, subsidise=True)
     assert lam < 0  # the classifier alone would spend 1: it must be pushed up
     assert cost[np.argmax(scores - lam * cost, axis=1)].mean() == pytest.approx(3.0)
-    assert price_for_budget(scores, cost, 3.0) == 0.0  # without a subsidy, under-spending is left alone
-    assert price_for_budget(scores[:, ::-1], cost, 1.0) > 0  # a scorer that over-spends is priced down
+    assert lam_for_budget(scores, cost, 3.0) == 0.0  # without a subsidy, under-spending is left alone
+    assert lam_for_budget(scores[:, ::-1], cost, 1.0) > 0  # a scorer that over-spends is priced down
 
 
 def test_longer_questions_get_more(data: Outcomes) -> None:

@@ -12,9 +12,14 @@ policy cannot reach does not build up a debt that would swing spend the other wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 
-import numpy as np
+_SLACK = 1e-9  # relative: a target equal to a bound up to rounding is within it
+
+
+class UnreachableTarget(ValueError):
+    """A target the policy cannot spend on average; the message says what range it can."""
 
 
 @dataclass(frozen=True)
@@ -50,20 +55,33 @@ class BudgetController:
             raise ValueError(f"horizon must be at least one query, got {self.horizon}")
 
     def start(self, target: float) -> ControlState:
-        """A fresh ledger at `target` mean samples per query."""
-        if not np.isfinite(target) or target <= 0:
-            raise ValueError(f"target must be a positive number of samples, got {target}")
+        """A fresh ledger at `target` mean samples per query: the one place a target is checked.
+
+        A target outside what the policy can spend would be accepted and never met, so it is refused.
+        """
+        if not math.isfinite(target) or target <= 0:
+            raise UnreachableTarget(f"target must be a positive number of samples per query, got {target}")
+        if not self.lowest * (1 - _SLACK) <= target <= self.highest * (1 + _SLACK):
+            reach = (
+                f"only {self.lowest:.4g}"
+                if self.lowest == self.highest
+                else f"between {self.lowest:.4g} and {self.highest:.4g}"
+            )
+            raise UnreachableTarget(
+                f"target {target:g} samples per query is out of reach: the policy spends {reach} samples per "
+                "query on average; choose a target in that range or train a model at the budget wanted"
+            )
         return ControlState(target=float(target))
 
     def update(self, state: ControlState, samples: int) -> ControlState:
         """The ledger after one more query that drew `samples` samples."""
         debt = self.clip_debt(state.target, state.debt + samples - state.target)
-        return replace(state, debt=debt, queries=state.queries + 1, samples=state.samples + samples)
+        return ControlState(state.target, debt, state.queries + 1, state.samples + samples)
 
     def clip_debt(self, target: float, debt: float) -> float:
         """Debt beyond what the operating budget's bounds can repay is forgiven."""
-        return float(np.clip(debt, self.horizon * (target - self.highest), self.horizon * (target - self.lowest)))
+        return min(max(debt, self.horizon * (target - self.highest)), self.horizon * (target - self.lowest))
 
     def operating_budget(self, state: ControlState) -> float:
         """The budget at which to serve the next query."""
-        return float(np.clip(state.target - state.debt / self.horizon, self.lowest, self.highest))
+        return min(max(state.target - state.debt / self.horizon, self.lowest), self.highest)
