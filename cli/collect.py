@@ -11,34 +11,30 @@ import asyncio
 import sys
 from pathlib import Path
 
-from cli.options import Subcommands, add_command, drawing_options, positive_float, positive_int
+from cli.options import Parser, drawing_options, positive_float, positive_int
 
-_EXAMPLES = """\
+HELP = "draw and grade samples for a question set through a backend"
+DESCRIPTION = (
+    "Draw N samples per question from an OpenAI-compatible backend, grade each "
+    "final answer against the gold one (math-aware), and append outcome records to --out. "
+    "Interrupted, run it again: it resumes where it stopped."
+)
+EXAMPLES = """\
 examples:
   apportion collect --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out gsm8k.jsonl
   apportion collect --questions hf:gsm8k:main@test --backend http://vllm:8000/v1 --samples 32 --out gsm8k.jsonl
 """
+PARENTS = (drawing_options,)
 
 
-def register(sub: Subcommands) -> None:
-    c = add_command(
-        sub,
-        "collect",
-        run,
-        parents=[drawing_options()],
-        help="draw and grade samples for a question set through a backend",
-        description="Draw N samples per question from an OpenAI-compatible backend, grade each "
-        "final answer against the gold one (math-aware), and append outcome records to --out. "
-        "Interrupted, run it again: it resumes where it stopped.",
-        epilog=_EXAMPLES,
-    )
-    c.add_argument("--samples", type=positive_int, required=True, metavar="N", help="samples per question")
-    c.add_argument("--out", required=True, metavar="FILE", help="outcome file to write or resume (.jsonl)")
-    c.add_argument("--model", help="model name to ask the backend for (default: the one it lists)")
-    c.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
-    c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0)")
-    c.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per sample (512)")
-    c.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per backend request (300)")
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--samples", type=positive_int, required=True, metavar="N", help="samples per question")
+    parser.add_argument("--out", required=True, metavar="FILE", help="outcome file to write or resume (.jsonl)")
+    parser.add_argument("--model", help="model name to ask the backend for (default: the one it lists)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0.8)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0)")
+    parser.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per sample (512)")
+    parser.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per backend request (300)")
 
 
 def run(args: argparse.Namespace) -> int:

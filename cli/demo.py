@@ -21,7 +21,7 @@ from tqdm import tqdm
 from allocator.data import Outcomes
 from allocator.registry import DEFAULT_POLICY, POLICIES
 from answers.extract import canonical
-from cli.options import Subcommands, add_command, positive_float, positive_int
+from cli.options import Parser, positive_float, positive_int
 from files.models import load_model
 from files.outcomes import read_outcomes
 from oracle.costs import uniform_mix
@@ -29,31 +29,28 @@ from oracle.curves import DEFAULT_ACTIONS
 from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
 
-_EXAMPLES = """\
+HELP = "simulator + gateway on this machine: spend and accuracy against uniform"
+DESCRIPTION = (
+    "Train the default policy on half the questions, start the simulated backend "
+    "and the gateway on loopback, send the other half through it, and compare with uniform "
+    "allocation at the same spend. No GPU, no Redis."
+)
+EXAMPLES = """\
 examples:
   apportion demo
   apportion demo --outcomes ../shared/data/gsm8k-llama2-13b.jsonl --budget 4 --queries 2000
 """
+PARENTS = ()
 
 
-def register(sub: Subcommands) -> None:
-    d = add_command(
-        sub,
-        "demo",
-        run,
-        help="simulator + gateway on this machine: spend and accuracy against uniform",
-        description="Train the default policy on half the questions, start the simulated backend "
-        "and the gateway on loopback, send the other half through it, and compare with uniform "
-        "allocation at the same spend. No GPU, no Redis.",
-        epilog=_EXAMPLES,
-    )
-    d.add_argument("--outcomes", metavar="FILE", help="recorded samples (default: a synthetic file)")
-    d.add_argument("--model", metavar="MODEL_DIR", help="serve this model instead of training one")
-    d.add_argument("--budget", type=positive_float, default=4.0, help="target mean samples per query (4)")
-    d.add_argument("--queries", type=positive_int, default=1000, help="queries to send (1000)")
-    d.add_argument("--concurrency", type=positive_int, default=16, help="queries in flight (16)")
-    d.add_argument("--latency-ms", type=float, default=0.0, help="simulated backend delay per request (0)")
-    d.add_argument("--seed", type=int, default=0, help="seed for the split and the stream (0)")
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--outcomes", metavar="FILE", help="recorded samples (default: a synthetic file)")
+    parser.add_argument("--model", metavar="MODEL_DIR", help="serve this model instead of training one")
+    parser.add_argument("--budget", type=positive_float, default=4.0, help="target mean samples per query (4)")
+    parser.add_argument("--queries", type=positive_int, default=1000, help="queries to send (1000)")
+    parser.add_argument("--concurrency", type=positive_int, default=16, help="queries in flight (16)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated backend delay per request (0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split and the stream (0)")
 
 
 def run(args: argparse.Namespace) -> int:

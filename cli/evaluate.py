@@ -13,29 +13,25 @@ from allocator.data import Outcomes
 from allocator.evaluate import Reference, Result, cross_validate
 from allocator.learned import PlugIn
 from allocator.registry import POLICIES
-from cli.options import Subcommands, add_command, budgets, learning_options, load_outcomes, quietly
+from cli.options import Parser, budgets, learning_options, load_outcomes, quietly
 from files.errors import DataFileError
 from files.models import load_model
 from files.report import write_report
 
-_EXAMPLES = """\
+HELP = "compare policies, or judge a trained model, against the oracle"
+DESCRIPTION = (
+    "Cross-validate every policy (or judge one saved model on held-out outcomes) and write "
+    "report.json, report.md, frontier.png and decisions.jsonl."
+)
+EXAMPLES = """\
 examples:
   apportion evaluate --outcomes gsm8k.jsonl --budgets 2,4,8 --out reports/gsm8k
   apportion evaluate --outcomes held-out.jsonl --model models/gsm8k-b4 --out reports/held-out
 """
+PARENTS = (learning_options,)
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "evaluate",
-        run,
-        parents=[learning_options()],
-        help="compare policies, or judge a trained model, against the oracle",
-        description="Cross-validate every policy (or judge one saved model on held-out outcomes) and write "
-        "report.json, report.md, frontier.png and decisions.jsonl.",
-        epilog=_EXAMPLES,
-    )
+def add_arguments(parser: Parser) -> None:
     parser.add_argument("--model", metavar="MODEL_DIR", help="a model from apportion train, judged on --outcomes")
     parser.add_argument(
         "--budgets",

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from cli.options import Subcommands, add_command, curve_options, load_curves, note_short_questions
-from files.outcomes import write_jsonl
-from files.report import finite_or_none
+from cli.options import Parser, curve_options, load_curves, note_short_questions
+from files.outcomes import finite_or_none, write_jsonl
 from oracle.costs import action_costs
 from oracle.frontier import frontier
 
-_EXAMPLES = """\
+HELP = "the oracle's whole accuracy-vs-cost curve"
+DESCRIPTION = "Compute the oracle's accuracy at every mean cost, against uniform allocation."
+EXAMPLES = """\
 examples:
   apportion frontier --outcomes gsm8k.jsonl
   apportion frontier --outcomes gsm8k.jsonl --actions 1,2,4,8,16,32 --out frontier.jsonl
@@ -25,18 +26,10 @@ The table compares, at each action's cost, giving every question that action (un
 allocation at the same mean cost. --out receives every vertex of the frontier as {"avg_cost", "accuracy",
 "lambda"}.
 """
+PARENTS = (curve_options,)
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "frontier",
-        run,
-        parents=[curve_options()],
-        help="the oracle's whole accuracy-vs-cost curve",
-        description="Compute the oracle's accuracy at every mean cost, against uniform allocation.",
-        epilog=_EXAMPLES,
-    )
+def add_arguments(parser: Parser) -> None:
     parser.add_argument("--out", metavar="FILE", help="also write every frontier vertex here (.jsonl)")
 
 

@@ -7,20 +7,25 @@ import json
 import sys
 from typing import Any
 
-from cli.options import Subcommands, add_command, positive_int
+from cli.options import Parser, positive_int
 from service.tenants import key_hash, new_key
 
+HELP = "make an API key for a tenant"
+DESCRIPTION = "Print a new API key (once) and the tenants-file entry that stores its hash."
+EXAMPLES = """\
+examples:
+  apportion key --tenant search
+  apportion key --tenant tutor --budget 1000000    # at most a million samples in all
 
-def register(sub: Subcommands) -> None:
-    k = add_command(
-        sub,
-        "key",
-        run,
-        help="make an API key for a tenant",
-        description="Print a new API key (once) and the tenants-file entry that stores its hash.",
-    )
-    k.add_argument("--tenant", required=True, help="the tenant's name")
-    k.add_argument("--budget", type=positive_int, help="samples the tenant may spend in all (no limit)")
+The key is shown once, on stderr; the entry on stdout keeps only its hash. The tenants file that
+apportion serve --tenants reads is a JSON list of such entries.
+"""
+PARENTS = ()
+
+
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--tenant", required=True, help="the tenant's name")
+    parser.add_argument("--budget", type=positive_int, help="samples the tenant may spend in all (no limit)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from cli.options import Subcommands, add_command, curve_options, load_curves, note_short_questions, positive_float
-from files.outcomes import write_jsonl
-from files.report import finite_or_none
+from cli.options import Parser, curve_options, load_curves, note_short_questions, positive_float
+from files.outcomes import finite_or_none, write_jsonl
 from oracle.costs import action_costs, uniform_accuracy
 from oracle.curves import Curves
 from oracle.solver import solve
 
-_EXAMPLES = """\
+HELP = "label each question with the oracle's sample count at a budget"
+DESCRIPTION = "Solve the oracle at a mean-cost budget and write one label per question."
+EXAMPLES = """\
 examples:
   apportion label --outcomes gsm8k.jsonl --budget 4 --out labels.jsonl
   apportion label --outcomes math.jsonl.gz --actions 1,2,4,8 --budget 3 --aggregator best-of --out labels.jsonl
@@ -26,18 +27,10 @@ examples:
 Each line of --out is {"id", "action" (samples k), "expected_accuracy", "cost"}; the last line of stdout
 is a JSON summary with budget, lambda, avg_cost, accuracy and n.
 """
+PARENTS = (curve_options,)
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "label",
-        run,
-        parents=[curve_options()],
-        help="label each question with the oracle's sample count at a budget",
-        description="Solve the oracle at a mean-cost budget and write one label per question.",
-        epilog=_EXAMPLES,
-    )
+def add_arguments(parser: Parser) -> None:
     parser.add_argument("--budget", type=positive_float, required=True, help="mean cost per question allowed")
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write the labels (.jsonl)")
 

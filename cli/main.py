@@ -1,5 +1,6 @@
-"""`apportion`: one command line with subcommands. Each command's module registers its own parser and body;
-the command bodies import the web stack only when they run, so `apportion label` starts quickly."""
+"""`apportion`: one command line with subcommands. Each command is a module with its `--help` texts, its own
+arguments and its body (`cli.options.Command`); the bodies import the web stack only when they run, so that
+`apportion label` starts quickly."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ import sys
 from collections.abc import Sequence
 
 from cli import collect, demo, evaluate, example, frontier, key, label, pipeline, serve, simulate, train
-from cli.options import Parser, UsageError
+from cli.options import Command, Parser, UsageError, register
 from files.errors import DataFileError
 from oracle.errors import OracleInputError
 
-COMMANDS = (example, label, frontier, train, evaluate, serve, simulate, key, demo, collect, pipeline)
+COMMANDS: tuple[Command, ...] = (
+    example,
+    label,
+    frontier,
+    train,
+    evaluate,
+    serve,
+    simulate,
+    key,
+    demo,
+    collect,
+    pipeline,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +46,7 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
-        command.register(sub)
+        register(sub, command)
     return parser
 
 

@@ -10,7 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from files.errors import DataFileError
 from files.outcomes import read_outcomes
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from allocator.data import Outcomes
 
 T = TypeVar("T")
-Subcommands = Any  # argparse's `_SubParsersAction`, which it does not export
 _PROGRESS_FROM_BYTES = 4 * 2**20  # smaller files are read before a bar would be worth drawing
 
 
@@ -35,11 +34,38 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_command(sub: Subcommands, name: str, run: Callable[[argparse.Namespace], int], **kwargs: Any) -> Parser:
-    """A subcommand whose `--help` keeps the examples' line breaks; `run(args)` is its body."""
-    parser: Parser = sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
-    parser.set_defaults(run=run)
-    return parser
+class Command(Protocol):
+    """What a command's module defines: its `--help` texts, the option groups it shares, its own arguments, and
+    its body. `cli.main` registers every module in its list under the module's name."""
+
+    @property
+    def __name__(self) -> str: ...
+    @property
+    def HELP(self) -> str: ...  # module constants, read through the protocol
+    @property
+    def DESCRIPTION(self) -> str: ...
+    @property
+    def EXAMPLES(self) -> str: ...
+    @property
+    def PARENTS(self) -> tuple[Callable[[], Parser], ...]: ...
+
+    def add_arguments(self, parser: Parser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def register(sub: Any, command: Command) -> None:
+    """Add `command` to argparse's subparsers as `apportion NAME`."""
+    parser: Parser = sub.add_parser(
+        command.__name__.rpartition(".")[2],
+        help=command.HELP,
+        description=command.DESCRIPTION,
+        epilog=command.EXAMPLES or None,
+        parents=[group() for group in command.PARENTS],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_arguments(parser)
+    parser.set_defaults(run=command.run)
 
 
 # --- argument types ---------------------------------------------------------------------------------------

@@ -6,28 +6,23 @@ import argparse
 import shlex
 from pathlib import Path
 
-from cli.options import Subcommands, add_command, drawing_options, positive_float, positive_int
+from cli.options import Parser, drawing_options, positive_float, positive_int
 
-_EXAMPLES = """\
+HELP = "collect, label, train and evaluate in one go"
+DESCRIPTION = (
+    "Run collect → label → train → evaluate into one directory and print the command that serves the trained policy."
+)
+EXAMPLES = """\
 examples:
   apportion pipeline --questions gsm8k_test.jsonl --backend http://127.0.0.1:8000/v1 --samples 16 --out runs/gsm8k
 """
+PARENTS = (drawing_options,)
 
 
-def register(sub: Subcommands) -> None:
-    p = add_command(
-        sub,
-        "pipeline",
-        run,
-        parents=[drawing_options()],
-        help="collect, label, train and evaluate in one go",
-        description="Run collect → label → train → evaluate into one directory and print the "
-        "command that serves the trained policy.",
-        epilog=_EXAMPLES,
-    )
-    p.add_argument("--samples", type=positive_int, default=16, help="samples per question (16)")
-    p.add_argument("--budget", type=positive_float, default=4.0, help="mean samples per query to train for (4)")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for outcomes, labels, model and report")
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--samples", type=positive_int, default=16, help="samples per question (16)")
+    parser.add_argument("--budget", type=positive_float, default=4.0, help="mean samples per query to train for (4)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for outcomes, labels, model and report")
 
 
 def run(args: argparse.Namespace) -> int:

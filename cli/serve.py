@@ -9,12 +9,21 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.options import Subcommands, UsageError, add_command, positive_float, positive_int
+from cli.options import Parser, UsageError, positive_float, positive_int
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
-_EXAMPLES = """\
+_LIST_SETTINGS = {"backends"}
+_FLAGS = {"backends": "--backend"}
+
+
+HELP = "run the gateway in front of OpenAI-compatible backends"
+DESCRIPTION = (
+    "Serve an OpenAI-compatible API that picks each query's sample count with a "
+    "trained policy and keeps the fleet's mean samples per query on target."
+)
+EXAMPLES = """\
 examples:
   apportion serve --model models/gsm8k-b4 --backend http://127.0.0.1:8000/v1
   apportion serve --model models/gsm8k-b4 --backend http://vllm-a:8000/v1 --backend http://vllm-b:8000/v1 \\
@@ -25,22 +34,12 @@ APPORTION_TARGET_SAMPLES, APPORTION_REDIS, ...; the admin key only as APPORTION_
 show it to anyone who can list processes). Clients use any OpenAI SDK with
 base_url http://HOST:PORT/v1 and model "apportion"; see GET /docs for the API.
 """
-_LIST_SETTINGS = {"backends"}
-_FLAGS = {"backends": "--backend"}
+PARENTS = ()
 
 
-def register(sub: Subcommands) -> None:
-    s = add_command(
-        sub,
-        "serve",
-        run,
-        help="run the gateway in front of OpenAI-compatible backends",
-        description="Serve an OpenAI-compatible API that picks each query's sample count with a "
-        "trained policy and keeps the fleet's mean samples per query on target.",
-        epilog=_EXAMPLES,
-    )
-    s.add_argument("--model", metavar="MODEL_DIR", help="a policy from apportion train")
-    s.add_argument(
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--model", metavar="MODEL_DIR", help="a policy from apportion train")
+    parser.add_argument(
         "--backend",
         dest="backends",
         action="append",
@@ -48,43 +47,45 @@ def register(sub: Subcommands) -> None:
         metavar="URL",
         help="an OpenAI-compatible base URL (repeat for several; balanced by outstanding requests)",
     )
-    s.add_argument(
+    parser.add_argument(
         "--target-samples",
         type=positive_float,
         metavar="X",
         help="fleet budget: mean samples per query (default: the budget the model was trained at); it must be "
         "within what the policy can spend",
     )
-    s.add_argument("--redis", metavar="URL", help="share the ledger and λ with other replicas (redis://host:port/0)")
-    s.add_argument(
+    parser.add_argument(
+        "--redis", metavar="URL", help="share the ledger and λ with other replicas (redis://host:port/0)"
+    )
+    parser.add_argument(
         "--redis-failure",
         choices=("open", "closed"),
         help="with Redis unreachable: serve from a local ledger and flag it (open, default) or refuse",
     )
-    s.add_argument("--tenants", metavar="FILE", help="JSON list of tenants (see apportion key)")
-    s.add_argument("--host", help="address to listen on (127.0.0.1)")
-    s.add_argument("--port", type=int, help="port to listen on (8080)")
-    s.add_argument(
+    parser.add_argument("--tenants", metavar="FILE", help="JSON list of tenants (see apportion key)")
+    parser.add_argument("--host", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (8080)")
+    parser.add_argument(
         "--fanout",
         choices=("auto", "n", "parallel"),
         help="how k samples are asked for: one request with n=k, k requests, or detect (auto)",
     )
-    s.add_argument("--answer-pattern", metavar="REGEX", help="regex whose first group is a sample's final answer")
-    s.add_argument("--served-model", help="the model id clients ask for (apportion)")
-    s.add_argument("--backend-model", help="model name sent to the backends (default: the one they list)")
-    s.add_argument("--temperature", type=float, help="sampling temperature when a request gives none (0.8)")
-    s.add_argument("--max-tokens", type=positive_int, help="max_tokens per sample when a request gives none (512)")
-    s.add_argument(
+    parser.add_argument("--answer-pattern", metavar="REGEX", help="regex whose first group is a sample's final answer")
+    parser.add_argument("--served-model", help="the model id clients ask for (apportion)")
+    parser.add_argument("--backend-model", help="model name sent to the backends (default: the one they list)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature when a request gives none (0.8)")
+    parser.add_argument("--max-tokens", type=positive_int, help="max_tokens per sample when a request gives none (512)")
+    parser.add_argument(
         "--max-samples", type=positive_int, help="no query draws more samples, whatever the policy says (64)"
     )
-    s.add_argument("--horizon", type=positive_float, help="queries over which an overspend is repaid (200)")
-    s.add_argument("--request-timeout", type=positive_float, help="seconds before a query is given up (120)")
-    s.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
-    s.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
-    s.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
-    s.add_argument("--log-text", action="store_true", default=None, help="log prompts and answers (off)")
-    s.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1; needs --redis)")
-    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--horizon", type=positive_float, help="queries over which an overspend is repaid (200)")
+    parser.add_argument("--request-timeout", type=positive_float, help="seconds before a query is given up (120)")
+    parser.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
+    parser.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
+    parser.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
+    parser.add_argument("--log-text", action="store_true", default=None, help="log prompts and answers (off)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1; needs --redis)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
 def run(args: argparse.Namespace) -> int:

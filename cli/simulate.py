@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.options import Subcommands, add_command
+from cli.options import Parser
 
-_EXAMPLES = """\
+HELP = "an OpenAI-compatible backend that replays recorded samples"
+DESCRIPTION = "Serve vLLM's OpenAI API shapes from an outcome file: no GPU, no model."
+EXAMPLES = """\
 examples:
   apportion simulate --outcomes out/example.jsonl --port 8000
   apportion simulate --outcomes ../shared/data/gsm8k-llama2-13b.jsonl --latency-ms 50
@@ -16,23 +18,16 @@ examples:
 Known questions are answered from their recorded samples; unknown ones from a synthetic model
 (service/simulator.py says how).
 """
+PARENTS = ()
 
 
-def register(sub: Subcommands) -> None:
-    m = add_command(
-        sub,
-        "simulate",
-        run,
-        help="an OpenAI-compatible backend that replays recorded samples",
-        description="Serve vLLM's OpenAI API shapes from an outcome file: no GPU, no model.",
-        epilog=_EXAMPLES,
-    )
-    m.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
-    m.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    m.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    m.add_argument("--model", default="simulated", help="the model id it reports (simulated)")
-    m.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay per request, in ms (0)")
-    m.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+def add_arguments(parser: Parser) -> None:
+    parser.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    parser.add_argument("--model", default="simulated", help="the model id it reports (simulated)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay per request, in ms (0)")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
 
 
 def run(args: argparse.Namespace) -> int:

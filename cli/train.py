@@ -12,11 +12,16 @@ from allocator.base import check_budget
 from allocator.evaluate import cross_validate
 from allocator.registry import DEFAULT_POLICY, POLICIES
 from allocator.replay import STATE_FEATURES
-from cli.options import Subcommands, add_command, learning_options, load_outcomes, positive_float, quietly
+from cli.options import Parser, learning_options, load_outcomes, positive_float, quietly
 from files.models import file_sha256, save_model
 from files.report import summary_row
 
-_EXAMPLES = """\
+HELP = "fit an allocation policy and save it as a model directory"
+DESCRIPTION = (
+    "Fit a policy on recorded outcomes at a budget (majority vote, cost in samples) and save it "
+    "with a manifest that records its held-out metrics."
+)
+EXAMPLES = """\
 examples:
   apportion train --outcomes gsm8k.jsonl --budget 4 --out models/gsm8k-b4
   apportion train --outcomes gsm8k.jsonl --budget 4 --policy plugin --out models/gsm8k-plugin
@@ -25,19 +30,10 @@ Policies: uniform, heuristic (longer questions get more), imitation-lr and imita
 the oracle's labels), plugin (predicted accuracy curves; its budget can change later), adaptive (samples in
 rounds and stops when the answers agree; the default).
 """
+PARENTS = (learning_options,)
 
 
-def register(sub: Subcommands) -> None:
-    parser = add_command(
-        sub,
-        "train",
-        run,
-        parents=[learning_options()],
-        help="fit an allocation policy and save it as a model directory",
-        description="Fit a policy on recorded outcomes at a budget (majority vote, cost in samples) and save it "
-        "with a manifest that records its held-out metrics.",
-        epilog=_EXAMPLES,
-    )
+def add_arguments(parser: Parser) -> None:
     parser.add_argument("--budget", type=positive_float, required=True, help="mean samples per query to aim for")
     parser.add_argument(
         "--policy", choices=POLICIES, default=DEFAULT_POLICY, help=f"which policy to fit ({DEFAULT_POLICY})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,11 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity: such a value is written as null."""
+    return value if math.isfinite(value) else None
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:

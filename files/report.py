@@ -11,15 +11,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is needed or wanted
-import matplotlib.pyplot as plt
-
 from allocator.data import Outcomes
 from allocator.evaluate import Result
 from files.errors import DataFileError
-from files.outcomes import write_jsonl
+from files.outcomes import finite_or_none, write_jsonl
 from oracle.frontier import frontier
 
 
@@ -104,6 +99,11 @@ def _decision_rows(data: Outcomes, results: Sequence[Result]) -> Iterator[dict[s
 
 
 def _plot(path: Path, data: Outcomes, results: Sequence[Result], meta: dict[str, Any]) -> None:
+    import matplotlib  # here, not at import: every command would pay for it
+
+    matplotlib.use("Agg")  # files only: no display is needed or wanted
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
     curve = frontier(data.acc, data.cost)
     axes.plot(curve.avg_cost, curve.accuracy, color="black", linewidth=1.5, label="oracle frontier")
@@ -128,8 +128,3 @@ def _plot(path: Path, data: Outcomes, results: Sequence[Result], meta: dict[str,
 
 def _percent(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.0%}"
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity: such a value is written as null."""
-    return value if math.isfinite(value) else None

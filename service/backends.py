@@ -9,6 +9,7 @@ failures are retried on another backend with backoff, and a circuit breaker keep
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 import aiohttp
 from pydantic_core import from_json, to_json
+from yarl import URL
 
 from service.breaker import CircuitBreaker
 
@@ -78,9 +80,10 @@ class Backend:
     outstanding: int = 0
     model: str | None = None
 
-    @property
-    def chat_url(self) -> str:
-        return f"{self.url}/chat/completions"
+    @functools.cached_property
+    def chat_url(self) -> URL:
+        """Parsed once: aiohttp would parse a string on every request."""
+        return URL(f"{self.url}/chat/completions")
 
 
 class BackendPool:
