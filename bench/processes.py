@@ -77,14 +77,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port, append-only (fsync always) as a production ledger runs:
+    """A private redis-server on a free loopback port, append-only as a production ledger runs:
     `stop`/`start` take it away and bring it back with its data, `kill` is a SIGKILL, `flush` empties it."""
 
-    def __init__(self, directory: Path, persistent: bool = True) -> None:
+    def __init__(self, directory: Path, fsync: str | None = "always") -> None:
+        """`fsync`: how the append-only file is synced (`always`, or `everysec` as Redis defaults to, which
+        loses up to a second on a crash); None: no persistence at all."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
-        self.binary, self.directory, self.persistent, self.port = binary, directory, persistent, free_port()
+        self.binary, self.directory, self.fsync, self.port = binary, directory, fsync, free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -93,7 +95,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "no"] if self.fsync is None else ["--appendonly", "yes", "--appendfsync", self.fsync]
+        )
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence]
         self.process = subprocess.Popen(
             [*command, "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

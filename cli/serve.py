@@ -29,6 +29,9 @@ examples:
   apportion serve --model models/gsm8k-b4 --backend http://vllm-a:8000/v1 --backend http://vllm-b:8000/v1 \\
       --target-samples 3 --redis redis://127.0.0.1:6379/0 --tenants tenants.json --port 8080
 
+Without --tenants the API is open: every caller is admitted, as tenant "anonymous" (a warning is logged at
+start). Give a tenants file (see apportion key) to require keys, and APPORTION_ADMIN_KEY for the admin.
+
 Every flag can also be set as an environment variable: APPORTION_MODEL, APPORTION_BACKENDS (a JSON list),
 APPORTION_TARGET_SAMPLES, APPORTION_REDIS, ...; the admin key only as APPORTION_ADMIN_KEY (a flag would
 show it to anyone who can list processes). Clients use any OpenAI SDK with
@@ -83,6 +86,25 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
     parser.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
     parser.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
+    parser.add_argument(
+        "--max-reply-bytes", type=positive_int, help="bytes per sample a backend's reply may take; more: 502 (1048576)"
+    )
+    parser.add_argument(
+        "--max-in-flight-per-tenant", type=positive_int, help="a tenant's requests in flight; more: 429 (64)"
+    )
+    parser.add_argument(
+        "--idempotency-ttl", type=positive_float, help="seconds a reply is kept for replays of its request id (86400)"
+    )
+    parser.add_argument("--idempotency-max-bytes", type=positive_int, help="largest reply kept for replays (1000000)")
+    parser.add_argument("--header-timeout", type=positive_float, help="seconds to send a request's headers (10)")
+    parser.add_argument("--body-timeout", type=positive_float, help="seconds to send a request's body; then 408 (30)")
+    parser.add_argument("--keep-alive-timeout", type=positive_float, help="seconds an idle connection stays open (5)")
+    parser.add_argument(
+        "--public-metrics",
+        action="store_true",
+        default=None,
+        help="serve /metrics without the admin key (it names every tenant and its spend; off)",
+    )
     parser.add_argument("--log-text", action="store_true", default=None, help="log prompts and answers (off)")
     parser.add_argument("--workers", type=positive_int, default=1, help="uvicorn worker processes (1; needs --redis)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -107,18 +129,21 @@ def run(args: argparse.Namespace) -> int:
         raise DataFileError(str(exc)) from None
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    from service.connections import GuardedHttpToolsProtocol
+
+    server = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "access_log": False,
+        "http": GuardedHttpToolsProtocol,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+    }
     if args.workers > 1:
         _export(settings)
-        uvicorn.run(
-            "service.app:create_app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            access_log=False,
-        )
+        uvicorn.run("service.app:create_app_from_environment", factory=True, workers=args.workers, **server)
     else:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+        uvicorn.run(app, **server)
     return 0
 
 

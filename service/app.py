@@ -24,8 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from allocator.base import Policy
 from files.models import load_model
 from service.backends import BackendPool
+from service.connections import GuardedHttpToolsProtocol
 from service.dashboard import STATIC, dashboard_router
 from service.errors import GatewayError, error_body, invalid_request
+from service.idempotency import RedisReplies
 from service.ledger import (
     BudgetController,
     ControlState,
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
             raise SettingsError("--model (or APPORTION_MODEL): a policy from apportion train is required")
         policy, _ = load_model(settings.model)
     tenants = Tenants.read(settings.tenants, settings.admin_key.get_secret_value() if settings.admin_key else None)
+    GuardedHttpToolsProtocol.header_timeout = settings.header_timeout  # the servers run one gateway each
     lowest, highest = policy.spend_range()
     controller = BudgetController(lowest, max(highest, lowest), settings.horizon)
     start = _starting_state(settings, policy, controller)
@@ -70,10 +73,15 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
                 model=settings.backend_model,
                 fanout=settings.fanout,
                 retries=settings.retries,
+                max_reply_bytes=settings.max_reply_bytes,
             )
             redis_client, ledger = await _ledger(settings, controller, start)
             app.state.redis = redis_client
-            gateway = Gateway(policy, pool, ledger, controller, settings, metrics)
+            replies = None
+            if redis_client is not None:
+                keep, largest = settings.idempotency_ttl, settings.idempotency_max_bytes
+                replies = RedisReplies(redis_client, settings.redis_prefix, keep, largest)
+            gateway = Gateway(policy, pool, ledger, controller, settings, metrics, replies)
             gateway.known_models = await pool.models()
             app.state.gateway = gateway
             watcher = asyncio.create_task(gateway.watch())
@@ -88,7 +96,12 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
     app = GatewayApp(title="apportion", summary="Test-time compute allocation gateway", lifespan=lifespan)
     app.state.tenants = tenants
     app.state.metrics = metrics
-    app.edge = Edge(app.fastapi, app.state, metrics, settings.max_request_bytes, chat_completions)
+    app.edge = Edge(app.fastapi, app.state, metrics, settings, chat_completions)
+    if tenants.open:
+        log.warning(
+            "no tenants file: the API is open, every caller is admitted as tenant %r (give --tenants to require keys)",
+            "anonymous",
+        )
     app.include_router(router)
     app.include_router(dashboard_router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")

@@ -13,8 +13,8 @@ import functools
 import json
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import aiohttp
@@ -25,7 +25,9 @@ from service.breaker import CircuitBreaker
 
 Fanout = Literal["auto", "n", "parallel"]
 _JSON = {"content-type": "application/json"}
-ErrorKind = Literal["connect", "timeout", "status", "malformed", "disconnected", "refused", "unavailable"]
+ErrorKind = Literal[
+    "connect", "timeout", "status", "malformed", "disconnected", "refused", "unavailable", "rejected", "too_large"
+]
 
 
 class BackendError(Exception):
@@ -48,6 +50,8 @@ class Sampling:
     max_tokens: int
     seed: int | None = None
     stop: str | list[str] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Other request parameters the engine honours, sent as they are (`user`, ...)."""
 
 
 @dataclass
@@ -79,6 +83,8 @@ class Backend:
     fanout: Fanout
     outstanding: int = 0
     model: str | None = None
+    last_success: float = float("-inf")
+    """When it last answered a request (monotonic)."""
 
     @functools.cached_property
     def chat_url(self) -> URL:
@@ -104,10 +110,13 @@ class BackendPool:
         backoff: float = 0.05,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 5.0,
+        max_reply_bytes: int = 1_048_576,
     ) -> None:
         self.client = client
         self.retries = retries
         self.backoff = backoff
+        self.max_reply_bytes = max_reply_bytes
+        """Per sample asked for: a reply larger than this times n is refused before it fills memory."""
         self.backends = [
             Backend(url.rstrip("/"), CircuitBreaker(breaker_threshold, breaker_cooldown), fanout, model=model)
             for url in urls
@@ -143,7 +152,7 @@ class BackendPool:
     async def _single(
         self, messages: list[dict[str, Any]], sampling: Sampling, seed: int | None, deadline: float | None
     ) -> Draw:
-        one = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed, sampling.stop)
+        one = replace(sampling, seed=seed)
         try:
             return await self._request(messages, 1, one, None, deadline)
         except BackendError as exc:
@@ -157,7 +166,15 @@ class BackendPool:
         first: Backend | None,
         deadline: float | None,
     ) -> Draw:
-        """One request, retried on other backends (with backoff) when a backend fails or refuses."""
+        """One request, retried on other backends (with backoff) when a backend fails.
+
+        A failure counts against a backend's breaker only when the backend is at fault: when another attempt
+        at the same request succeeded, or when the backend answered nobody else while this request failed
+        everywhere. A request that fails on every backend while they serve others is poison (its content,
+        not their health): it gets a 502 of its own and costs no backend anything.
+        """
+        started = time.monotonic()
+        failed: list[Backend] = []
         tried: set[str] = set()
         last: BackendError | None = None
         for attempt in range(self.retries + 1):
@@ -165,18 +182,31 @@ class BackendPool:
             if backend is None:
                 backend = self._pick(set()) if tried else None
             if backend is None:
-                raise last or BackendError("unavailable", "every backend's circuit breaker is open")
+                break
             tried.add(backend.url)
             try:
-                return await self._call(backend, messages, n, sampling, deadline)
+                draw = await self._call(backend, messages, n, sampling, deadline)
             except BackendError as exc:
                 last = exc
                 self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
                 if exc.kind == "refused" or exc.out_of_time:
                     raise
+                if exc.kind != "connect":  # refused connections were counted at once: they follow the backend
+                    failed.append(backend)
                 pause = self.backoff * 2**attempt * (0.5 + random.random())
                 await asyncio.sleep(pause if deadline is None else max(min(pause, deadline - _now()), 0.0))
-        assert last is not None
+                continue
+            for other in failed:
+                if other is not backend:
+                    other.breaker.failed()
+            return draw
+        if last is None:
+            raise BackendError("unavailable", "every backend's circuit breaker is open")
+        blamed = {id(b): b for b in failed if b.last_success <= started}
+        for backend in blamed.values():
+            backend.breaker.failed()
+        if failed and not blamed:
+            raise BackendError("rejected", str(last))
         raise last
 
     def _pick(self, exclude: set[str]) -> Backend | None:
@@ -190,6 +220,8 @@ class BackendPool:
     async def _call(
         self, backend: Backend, messages: list[dict[str, Any]], n: int, sampling: Sampling, deadline: float | None
     ) -> Draw:
+        """One backend request. Only a refused connection is counted against the backend here: whether any
+        other failure is the backend's or the request's is for `_request` to tell."""
         body: dict[str, Any] = {
             "model": backend.model or "default",
             "messages": messages,
@@ -202,6 +234,7 @@ class BackendPool:
             body["seed"] = sampling.seed
         if sampling.stop is not None:
             body["stop"] = sampling.stop
+        body.update(sampling.extra)
         timeout, out_of_time = None, False  # None: the session's, a backend's own limit
         if deadline is not None:
             remaining = deadline - _now()
@@ -214,16 +247,13 @@ class BackendPool:
         try:
             post = self.client.post(backend.chat_url, data=to_json(body), headers=_JSON, timeout=timeout)
             async with post as response:
-                status, payload = response.status, await response.read()
+                status, payload = response.status, await _read(response, self.max_reply_bytes * n + 4096)
         except TimeoutError:
-            if not out_of_time:  # the query's own deadline is not the backend's fault
-                backend.breaker.failed()
             raise BackendError("timeout", f"{backend.url} timed out", out_of_time=out_of_time) from None
         except aiohttp.ClientConnectorError as exc:
             backend.breaker.failed()
             raise BackendError("connect", f"{backend.url} unreachable ({type(exc).__name__}: {exc})") from None
         except aiohttp.ClientError as exc:  # it accepted the request, then hung up or sent a broken reply
-            backend.breaker.failed()
             message = f"{backend.url} broke off its reply ({type(exc).__name__}: {exc})"
             raise BackendError("disconnected", message) from None
         finally:
@@ -233,14 +263,13 @@ class BackendPool:
             backend.breaker.succeeded()  # the backend is healthy; the request is what it refused
             raise BackendError("refused", f"backend refused the request: {_message(payload)}", status)
         if status != 200:
-            backend.breaker.failed()
             raise BackendError("status", f"{backend.url} answered {status}: {_message(payload)}")
         try:
-            draw = _parse(from_json(payload), seconds)
+            draw = _parse(from_json(payload), seconds, n)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            backend.breaker.failed()
             raise BackendError("malformed", f"{backend.url} sent a malformed reply ({exc})") from None
         backend.breaker.succeeded()
+        backend.last_success = time.monotonic()
         if backend.fanout == "auto" and n > 1:
             backend.fanout = "parallel" if len(draw.texts) < n else "n"
         return draw
@@ -276,17 +305,38 @@ def _now() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _parse(reply: Any, seconds: float) -> Draw:
-    choices = reply["choices"]
+def _parse(reply: Any, seconds: float, n: int) -> Draw:
+    """The samples of a chat reply: at most the `n` asked for, however many it holds."""
+    choices = reply["choices"][:n]
     texts = [str(choice["message"]["content"] or "") for choice in choices]
     usage = reply.get("usage") or {}
     return Draw(
         texts=texts,
         finish_reasons=[str(choice.get("finish_reason") or "stop") for choice in choices],
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
+        prompt_tokens=_tokens(usage, "prompt_tokens"),
+        completion_tokens=_tokens(usage, "completion_tokens"),
         backend_seconds=seconds,
     )
+
+
+def _tokens(usage: Any, key: str) -> int:
+    value = usage.get(key) or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise ValueError(f"usage.{key} is not a count of tokens: {str(value)[:40]}")
+    return value
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The reply's body, refused past `limit` bytes (before reading it, when its length is declared)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise BackendError("too_large", f"the backend's reply of {declared} bytes is over the limit of {limit}")
+    body = await response.content.read(limit + 1)
+    while len(body) <= limit and not response.content.at_eof():
+        body += await response.content.read(limit + 1 - len(body))
+    if len(body) > limit:
+        raise BackendError("too_large", f"the backend's reply is over the limit of {limit} bytes")
+    return body
 
 
 def _message(payload: bytes) -> str:

@@ -56,5 +56,6 @@ def budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) ->
         since=view.since,
         store=gw.ledger.kind,
         degraded=gw.degraded,
+        ledger_wiped_at=gw.ledger.health().get("ledger_wiped_at"),
         tenants=rows,
     )

@@ -11,6 +11,7 @@ route gives up is FastAPI's native OpenTelemetry span; Prometheus metrics are re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from service.ledger import LedgerUnavailable
 from service.metrics import Metrics
 from service.protocol import ChatRequest
 from service.serving import Gateway
+from service.settings import Settings
 from service.tenants import Tenant
 
 log = logging.getLogger("apportion.gateway")
@@ -38,11 +40,21 @@ class TooLarge(Exception):
     """The request body passed the limit while it was read."""
 
 
+class SlowBody(Exception):
+    """The client stopped sending its request's body."""
+
+
+def _slow_body_reply(seconds: float) -> Response:
+    message = f"the request's body did not arrive within {seconds:g} s"
+    return error_body(408, message, "invalid_request_error", "request_timeout")
+
+
 class Edge:
     """Wraps the whole app (Starlette's own middleware stack included): see the module's docstring."""
 
-    def __init__(self, app: ASGIApp, state: State, metrics: Metrics, limit: int, chat: Handler) -> None:
-        self.app, self.state, self.metrics, self.limit, self.chat = app, state, metrics, limit, chat
+    def __init__(self, app: ASGIApp, state: State, metrics: Metrics, settings: Settings, chat: Handler) -> None:
+        self.app, self.state, self.metrics, self.chat = app, state, metrics, chat
+        self.limit, self.body_timeout = settings.max_request_bytes, settings.body_timeout
         self.chat_requests: dict[int, Any] = {}  # the chat route's counters by status, labelled once
         self.chat_latency = metrics.latency.labels(CHAT_ROUTE)
 
@@ -68,12 +80,17 @@ class Edge:
         """Any other request, through FastAPI, with its body counted as it is read; the reply's status."""
         seen, status = 0, 500
 
+        body_done, deadline = False, self._body_deadline()
+
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # the body is in: what follows is a wait for the client to go, with no deadline
+                return await receive()
+            message = await self._receive(receive, deadline)
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 raise TooLarge
+            body_done = message["type"] != "http.request" or not message.get("more_body")
             return message
 
         async def recorded(message: Message) -> None:
@@ -86,6 +103,8 @@ class Edge:
             await self.app(scope, counted, recorded)
         except TooLarge:
             await self._too_large_reply()(scope, receive, recorded)
+        except SlowBody:
+            await _slow_body_reply(self.body_timeout)(scope, receive, recorded)
         return status
 
     async def _chat(self, receive: Receive, headers: dict[bytes, bytes]) -> Response:
@@ -94,6 +113,8 @@ class Edge:
             return await self._answer_chat(receive, headers)
         except TooLarge:
             return self._too_large_reply()
+        except SlowBody:
+            return _slow_body_reply(self.body_timeout)
         except GatewayError as exc:
             return error_body(exc.status, str(exc), exc.kind, exc.code, exc.param)
         except LedgerUnavailable as exc:
@@ -122,8 +143,9 @@ class Edge:
     async def _body(self, receive: Receive) -> bytes:
         parts: list[bytes] = []
         size = 0
+        deadline = self._body_deadline()
         while True:
-            message = await receive()
+            message = await self._receive(receive, deadline)
             if message["type"] == "http.disconnect":
                 raise GatewayError(400, "the client went away before sending the whole body", "invalid_request_error")
             part = message.get("body", b"")
@@ -133,6 +155,18 @@ class Edge:
             parts.append(part)
             if not message.get("more_body"):
                 return b"".join(parts)
+
+    async def _receive(self, receive: Receive, deadline: float) -> Message:
+        """The next part of a request's body, or `SlowBody` past `deadline` (the loop's clock): a client gets
+        the body timeout for its whole body, however it trickles it in."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await receive()
+        except TimeoutError:
+            raise SlowBody from None
+
+    def _body_deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self.body_timeout
 
     def _too_large_reply(self) -> Response:
         return error_body(413, f"request body over {self.limit} bytes", "invalid_request_error", "request_too_large")

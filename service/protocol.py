@@ -1,21 +1,43 @@
 """The gateway's API contract: OpenAI-shaped requests and replies, plus apportion's own fields.
 
-Requests accept the fields the official `openai` client sends and ignore the rest (`extra="ignore"`), so a
-client upgrade that adds a field does not break the gateway. apportion's options come through `extra_body`.
+A chat request's parameters are each honoured or refused with a 400 that names them (see `routes.py` and the
+README's table); apportion's own options come through the openai client's `extra_body`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+REQUEST_ID_LENGTH = 128  # characters, for the body's request_id and the X-Request-ID header alike
+
+
+def _unicode(value: Any) -> Any:
+    """Text must be valid Unicode: a lone surrogate (JSON's `\\ud800`) would be refused, or worse, by the
+    engine, and would count against a healthy backend."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _unicode(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _unicode(item)
+    return value
+
+
+Unicode = AfterValidator(_unicode)
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: Annotated[str | list[dict[str, Any]] | None, Unicode] = None
 
     def text(self) -> str:
         """The message's text; multi-part content keeps its text parts."""
@@ -25,9 +47,13 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """`POST /v1/chat/completions`. The gateway picks the sample count; `n` must be 1 (one aggregated reply)."""
+    """`POST /v1/chat/completions`. The gateway picks the sample count; `n` must be 1 (one aggregated reply).
 
-    model_config = ConfigDict(extra="ignore")
+    Parameters it does not honour are kept (`model_extra`) so that the route can refuse each by name: nothing a
+    client asks for is dropped in silence.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
@@ -36,14 +62,19 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: Annotated[str | list[str] | None, Unicode] = None
     n: int | None = Field(default=None, ge=1)
     stream: bool | None = None
     user: str | None = None
     # apportion's options, sent through the openai client's `extra_body`
     max_samples: int | None = Field(default=None, ge=1, description="cap on the samples this query may draw")
     budget: float | None = Field(default=None, gt=0, description="hint: serve this query at this budget")
-    request_id: str | None = Field(default=None, max_length=128, description="idempotency key for accounting")
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=REQUEST_ID_LENGTH,
+        description="idempotency key: a repeat with the same body gets the stored reply, without new samples",
+    )
 
 
 class SolveRequest(BaseModel):
@@ -51,7 +82,7 @@ class SolveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1)
+    question: Annotated[str, Unicode] = Field(min_length=1)
     max_samples: int | None = Field(default=None, ge=1)
 
 
@@ -140,6 +171,8 @@ class BudgetView(BaseModel):
     """Unix time the ledger (and its window) started: when the target was last set."""
     store: Literal["redis", "local"]
     degraded: bool
+    ledger_wiped_at: float | None = None
+    """Unix time this gateway last found the shared ledger gone (a Redis that lost its data) and restored it."""
     tenants: list[TenantSpend]
 
 

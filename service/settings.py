@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     tenants: Path | None = Field(default=None, description="JSON file of tenants and their key hashes")
     admin_key: SecretStr | None = Field(default=None, description="key that may change the fleet target")
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    max_reply_bytes: int = Field(
+        default=1_048_576, ge=1024, description="bytes per sample a backend's reply may take (larger: 502)"
+    )
+    max_in_flight_per_tenant: int = Field(default=64, ge=1, description="requests in flight per tenant (429 beyond)")
+    idempotency_ttl: float = Field(default=86_400, gt=0, description="seconds a reply is kept for replays of its id")
+    idempotency_max_bytes: int = Field(default=1_000_000, ge=1024, description="largest reply kept for replays")
+    header_timeout: float = Field(default=10, gt=0, description="seconds a client has to send a request's headers")
+    body_timeout: float = Field(default=30, gt=0, description="seconds a client has to send a request's body")
+    keep_alive_timeout: float = Field(default=5, gt=0, description="seconds an idle connection is kept open")
+    public_metrics: bool = Field(default=False, description="serve /metrics without the admin key")
     log_text: bool = Field(default=False, description="log prompts and answers (off: they may be private)")
 
     @field_validator("backends")

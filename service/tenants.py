@@ -1,7 +1,12 @@
-"""API keys: who is calling, their lifetime sample quota, and whether they may change the fleet's target.
+"""API keys: who is calling, what each tenant may spend and ask for, and who may change the fleet's target.
 
 Keys are random tokens, so a plain SHA-256 of each is what is stored (a slow password hash buys nothing
 against a 256-bit secret). The presented key's hash is compared with every stored hash in constant time.
+
+A tenants-file entry: `{"tenant", "key_sha256", "budget"?, "max_budget_hint"?, "max_in_flight"?}`:
+- `budget`: samples the tenant may spend in all (null: no limit), its lifetime quota;
+- `max_budget_hint`: the highest per-query `budget` hint it may send (default: the fleet target);
+- `max_in_flight`: its requests in flight at once, per gateway process (default: `--max-in-flight-per-tenant`).
 """
 
 from __future__ import annotations
@@ -9,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ANONYMOUS = "anonymous"
 
@@ -22,6 +29,10 @@ class Tenant:
     quota: int | None = None
     """Samples this tenant may spend in all (None: no limit); the tenants file calls it `budget`."""
     admin: bool = False
+    max_hint: float | None = None
+    """The highest per-query budget hint honoured (None: the fleet target)."""
+    max_in_flight: int | None = None
+    """Requests in flight at once (None: the gateway's default)."""
 
 
 _ANONYMOUS = Tenant(ANONYMOUS)
@@ -50,7 +61,7 @@ class Tenants:
 
     @classmethod
     def read(cls, path: Path | None, admin_key: str | None) -> Tenants:
-        """Tenants from a JSON file of `{"tenant", "key_sha256", "budget"}` objects (see `apportion key`)."""
+        """Tenants from a JSON list of entries (see the module's docstring and `apportion key`)."""
         admin_hash = key_hash(admin_key) if admin_key else None
         if path is None:
             return cls({}, admin_hash)
@@ -62,15 +73,14 @@ class Tenants:
             raise TenantFileError(f"{path}: expected a JSON list of tenants")
         tenants: dict[str, Tenant] = {}
         for index, entry in enumerate(entries):
+            where = f"{path}: entry {index}"
             try:
-                digest, name, quota = str(entry["key_sha256"]).lower(), str(entry["tenant"]), entry.get("budget")
-            except (KeyError, TypeError):
-                raise TenantFileError(f"{path}: entry {index} needs 'tenant' and 'key_sha256'") from None
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise TenantFileError(f"{path}: entry {index}: key_sha256 is not a SHA-256 hex digest")
-            if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool) or quota < 0):
-                raise TenantFileError(f"{path}: entry {index}: budget must be a whole number of samples or null")
-            tenants[digest] = Tenant(name, quota)
+                tenant, digest = _entry(entry)
+            except ValueError as exc:
+                raise TenantFileError(f"{where}: {exc}") from None
+            if digest in tenants:
+                raise TenantFileError(f"{where}: the same key as tenant {tenants[digest].name!r}")
+            tenants[digest] = tenant
         return cls(tenants, admin_hash)
 
     def by_name(self) -> dict[str, Tenant]:
@@ -80,8 +90,10 @@ class Tenants:
         return {name: tenant.quota for name, tenant in self.by_name().items()}
 
     def identify(self, authorization: str | None) -> Tenant | None:
-        """The tenant a `Bearer` header names; the anonymous tenant on an open API; None when refused."""
-        key = (authorization or "").removeprefix("Bearer ").strip()
+        """The tenant a `Bearer` header names (the scheme in any case); the anonymous tenant on an open API; None
+        when refused."""
+        scheme, _, key = (authorization or "").strip().partition(" ")
+        key = key.strip() if scheme.lower() == "bearer" else ""
         if key:
             digest = key_hash(key)
             found = None
@@ -91,3 +103,30 @@ class Tenants:
             if found is not None:
                 return found
         return _ANONYMOUS if self.open else None
+
+
+def _entry(entry: Any) -> tuple[Tenant, str]:
+    if not isinstance(entry, dict) or "tenant" not in entry or "key_sha256" not in entry:
+        raise ValueError("needs 'tenant' and 'key_sha256'")
+    digest, name = str(entry["key_sha256"]).lower(), entry["tenant"]
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("key_sha256 is not a SHA-256 hex digest")
+    if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
+        raise ValueError("tenant must be a printable name of 1 to 64 characters")
+    unknown = set(entry) - {"tenant", "key_sha256", "budget", "max_budget_hint", "max_in_flight"}
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+    quota, hint, in_flight = entry.get("budget"), entry.get("max_budget_hint"), entry.get("max_in_flight")
+    if quota is not None and not _whole(quota, 0):
+        raise ValueError("budget must be a whole number of samples (0 or more) or null")
+    if hint is not None and not (
+        isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint > 0
+    ):
+        raise ValueError("max_budget_hint must be a positive number or null")
+    if in_flight is not None and not _whole(in_flight, 1):
+        raise ValueError("max_in_flight must be a whole number (1 or more) or null")
+    return Tenant(name, quota, max_hint=None if hint is None else float(hint), max_in_flight=in_flight), digest
+
+
+def _whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from allocator.adaptive import Adaptive
 from allocator.base import Policy
+from allocator.baselines import Uniform
 from allocator.data import Outcomes
 from bench.processes import RedisServer
 from files.outcomes import read_outcomes, write_jsonl
@@ -18,6 +20,7 @@ from oracle.outcomes import Question
 from oracle.synthetic import synthetic_outcomes
 from service.server_thread import ServerThread
 from service.simulator import Simulator, create_simulator_app
+from service.tenants import key_hash
 
 SHARED_DATA = Path(os.environ.get("APPORTION_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -62,3 +65,20 @@ def policy(questions: list[Question]) -> Policy:
 def backend(questions: list[Question]) -> Iterator[str]:
     with ServerThread(create_simulator_app(Simulator(questions))) as url:
         yield url + "/v1"
+
+
+@pytest.fixture(scope="module")
+def four_samples(example_file: Path) -> Policy:
+    """Every query gets 4 samples in one round."""
+    return Uniform().fit(Outcomes.read(read_outcomes(example_file), (1, 2, 4, 8)), 4.0)
+
+
+def tenants_file(directory: Path, *entries: dict[str, object]) -> Path:
+    """A tenants file whose entries give each tenant the key `key-NAME`."""
+    path = directory / "tenants.json"
+    path.write_text(json.dumps([{"key_sha256": key_hash(f"key-{e['tenant']}"), **e} for e in entries]))
+    return path
+
+
+def key(tenant: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{tenant}"}

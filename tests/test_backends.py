@@ -13,9 +13,6 @@ import httpx
 import pytest
 
 from allocator.base import Policy
-from allocator.baselines import Uniform
-from allocator.data import Outcomes
-from files.outcomes import read_outcomes
 from service.app import create_app
 from service.backends import BackendError, BackendPool, Sampling
 from service.server_thread import ServerThread, free_port
@@ -25,12 +22,6 @@ from tests.test_gateway import assert_error
 
 SAMPLING = Sampling(temperature=0.8, top_p=1.0, max_tokens=16)
 ASK = {"question": "Ben has 4 books. How many books does Ben have now?"}
-
-
-@pytest.fixture(scope="module")
-def four_samples(example_file: Path) -> Policy:
-    """Every query gets 4 samples in one round."""
-    return Uniform().fit(Outcomes.read(read_outcomes(example_file), (1, 2, 4, 8)), 4.0)
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,11 @@ def test_simulate_and_serve_with_two_workers_count_every_request_once(
     per_query = re.search(r"^apportion_samples_per_request_count (\S+)$", metrics, re.M)
     assert per_query is not None and float(per_query.group(1)) == 24
     assert budget["queries"] == 24 and budget["store"] == "redis"
+
+
+def test_serve_help_says_the_api_is_open_without_a_tenants_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Without --tenants the API is open: every caller is admitted" in shown
+    assert "--public-metrics" in shown and "--max-in-flight-per-tenant" in shown and "--header-timeout" in shown

@@ -213,6 +213,7 @@ def test_the_gpu_stack_renders_with_vllm_on_a_gpu_and_health_checks_everywhere(
     model = volume(gateway, env["APPORTION_MODEL"])
     assert (model["type"], model["source"], model["read_only"]) == ("bind", str(model_dir), True)
     assert {(port["target"], port["published"]) for port in gateway["ports"]} == {(8080, "8080")}
+    assert {port.get("host_ip") for port in gateway["ports"]} == {"127.0.0.1"}, "loopback unless told otherwise"
     assert "apportion-healthcheck" in health_test(gateway)
 
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_ADMIN_PASSWORD"]
@@ -489,6 +490,16 @@ def test_prometheus_scrapes_the_gateway_and_vllm_by_their_compose_names(
     mount = volume(prometheus, "/etc/prometheus/prometheus.yml")
     assert (mount["source"], mount["read_only"]) == (str(DEPLOY / "prometheus" / "prometheus.yml"), True)
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    auth = jobs["apportion-gateway"]["authorization"]  # the metrics name tenants: the admin key reads them
+    assert auth["type"] == "Bearer" and auth["credentials_file"] == "/etc/prometheus/admin_key"
+    project = rendered(tmp_path, required, "gpu")
+    assert [c["target"] for c in prometheus["configs"]] == ["/etc/prometheus/admin_key"]
+    assert project["configs"]["admin_key"]["content"] == required["APPORTION_ADMIN_KEY"]
+
+
+def test_the_gateway_is_published_on_every_interface_only_when_asked(tmp_path: Path, required: dict[str, str]) -> None:
+    gateway = rendered(tmp_path, required | {"APPORTION_BIND": "0.0.0.0"}, "cpu")["services"]["gateway"]
+    assert {port.get("host_ip") for port in gateway["ports"]} == {"0.0.0.0"}
 
 
 def test_grafana_provisions_the_datasource_and_the_dashboard_file(tmp_path: Path, required: dict[str, str]) -> None:

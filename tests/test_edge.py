@@ -45,7 +45,7 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
 def app(policy: Policy, backend: str, tmp_path: Path) -> GatewayApp:
     tenants = tmp_path / "tenants.json"
     tenants.write_text(json.dumps([{"tenant": "search", "key_sha256": key_hash("key-search"), "budget": None}]))
-    app = create_app(Settings(backends=[backend], tenants=tenants), policy=policy)
+    app = create_app(Settings(backends=[backend], tenants=tenants, admin_key="key-admin"), policy=policy)
     assert isinstance(app, GatewayApp)
     return app
 
@@ -89,7 +89,7 @@ def test_every_route_is_counted_once_by_the_edge(app: GatewayApp) -> None:
             await client.post("/v1/chat/completions", json=ASK)
             await client.get("/v1/models")
             await client.get("/nowhere")
-            return (await client.get("/metrics")).text
+            return (await client.get("/metrics", headers={"authorization": "Bearer key-admin"})).text
 
     text = asyncio.run(traffic())
     for route, status in (("/v1/chat/completions", 200), ("/v1/chat/completions", 401), ("/v1/models", 200)):

@@ -136,3 +136,30 @@ def test_failing_closed_with_redis_down_stops_start_up_with_one_line(
         redis_server.start()
     err = capsys.readouterr().err
     assert code == 1 and "Redis" in err and "unreachable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_redis_that_lost_its_data_keeps_the_admins_target_and_says_so(
+    policy: Policy, backend: str, questions: list[Question], tmp_path: Path
+) -> None:
+    """Redis restarted without persistence: the target the admin set and the spend the gateway saw come back,
+    the log says so loudly, and `/readyz`, `/v1/budget` and the dashboard's data show when."""
+    server = RedisServer(tmp_path, fsync=None)
+    try:
+        settings = Settings(backends=[backend], redis=server.url, admin_key="key-admin")
+        admin = {"Authorization": "Bearer key-admin"}
+        with ServerThread(create_app(settings, policy=policy)) as url:
+            assert httpx.put(url + "/v1/budget/target", json={"target": 6.0}, headers=admin).status_code == 200
+            served = sum(ask(url, q) for q in questions[:8])
+            time.sleep(1.2)  # a whole view of the ledger is taken each second: what a restore goes back to
+            server.kill()
+            server.start()
+            time.sleep(2.5)  # the gateway's upkeep notices within a second or two
+            view = httpx.get(url + "/v1/budget", headers=admin).json()
+            ready = httpx.get(url + "/readyz").json()
+            dashboard = httpx.get(url + "/v1/dashboard", headers=admin).json()
+        assert view["target"] == 6.0 and view["samples"] == served and view["queries"] == 8
+        assert view["ledger_wiped_at"] is not None
+        assert ready["ledger"]["ledger_wiped_at"] == view["ledger_wiped_at"]
+        assert dashboard["budget"]["ledger_wiped_at"] == view["ledger_wiped_at"]
+    finally:
+        server.stop()

@@ -1,6 +1,6 @@
 """The fleet's ledger and the controller whose arithmetic every ledger runs (see `base` for the stores)."""
 
-from service.ledger.base import Ledger, LedgerUnavailable, LedgerView, Spend, StoreKind
+from service.ledger.base import Charge, Ledger, LedgerUnavailable, LedgerView, Spend, StoreKind
 from service.ledger.control import BudgetController, ControlState, UnreachableTarget
 from service.ledger.fallback import FallbackLedger
 from service.ledger.local import LocalLedger
@@ -8,6 +8,7 @@ from service.ledger.redis_store import RedisLedger, redis_client
 
 __all__ = [
     "BudgetController",
+    "Charge",
     "ControlState",
     "FallbackLedger",
     "Ledger",

@@ -73,9 +73,14 @@ class BudgetController:
             )
         return ControlState(target=float(target))
 
-    def update(self, state: ControlState, samples: int) -> ControlState:
-        """The ledger after one more query that drew `samples` samples."""
-        debt = self.clip_debt(state.target, state.debt + samples - state.target)
+    def update(self, state: ControlState, samples: int, deviation: float = 0.0) -> ControlState:
+        """The ledger after one more query that drew `samples` samples.
+
+        `deviation` is how far above the fleet's operating budget the query was served on its own tenant's
+        account (a budget hint, or repaying the tenant's debt; negative below it): that part is the tenant's
+        to repay (`tenant_debt`), not the fleet's, so one tenant's hints never cut the others' budgets.
+        """
+        debt = self.clip_debt(state.target, state.debt + samples - state.target - deviation)
         return ControlState(state.target, debt, state.queries + 1, state.samples + samples)
 
     def clip_debt(self, target: float, debt: float) -> float:
@@ -85,3 +90,14 @@ class BudgetController:
     def operating_budget(self, state: ControlState) -> float:
         """The budget at which to serve the next query."""
         return min(max(state.target - state.debt / self.horizon, self.lowest), self.highest)
+
+    def tenant_budget(self, fleet: float, tenant_debt: float, hint: float | None = None) -> float:
+        """A tenant's budget for its next query: the fleet's operating budget (or its own capped hint), less
+        its debt spread over the horizon, within what the policy can spend."""
+        wanted = (fleet if hint is None else hint) - tenant_debt / self.horizon
+        return min(max(wanted, self.lowest), self.highest)
+
+    def tenant_debt(self, debt: float, deviation: float) -> float:
+        """A tenant's debt after a query served `deviation` above the fleet's budget (anti-windup as above)."""
+        span = self.horizon * (self.highest - self.lowest)
+        return min(max(debt + deviation, -span), span)

@@ -98,8 +98,11 @@ function draw(data) {
   $("target-panel").hidden = !viewer.admin;
   $("read-only").hidden = viewer.admin;
   const degraded = budget.degraded ? " · DEGRADED: shared ledger unreachable, serving from a local copy" : "";
-  $("status").textContent = `${viewer.admin ? "admin" : viewer.tenant} · policy ${data.policy} · ledger ${budget.store}${degraded} · updated ${new Date().toLocaleTimeString()}`;
-  $("status").className = budget.degraded ? "status error" : "status";
+  const wiped = budget.ledger_wiped_at
+    ? ` · LEDGER LOST at ${new Date(budget.ledger_wiped_at * 1000).toLocaleTimeString()}: Redis had lost its data; restored from this gateway's last view (run Redis with persistence)`
+    : "";
+  $("status").textContent = `${viewer.admin ? "admin" : viewer.tenant} · policy ${data.policy} · ledger ${budget.store}${degraded}${wiped} · updated ${new Date().toLocaleTimeString()}`;
+  $("status").className = budget.degraded || budget.ledger_wiped_at ? "status error" : "status";
 }
 
 let open = null;
