@@ -7,7 +7,8 @@
    replies, and the ledger against the samples the clients were told they got.
 3. Slow clients: 200 sockets that connect and send nothing, or trickle their headers, for 30 s: how many the
    gateway closed and when, and a normal client's latency meanwhile.
-4. A flooding tenant with 128 requests in flight: another tenant's p50 beside it, against its p50 alone.
+4. A flooding tenant with 128 requests in flight (wrk, its own process): another tenant's p50 beside it,
+   against its p50 alone, with a per-tenant limit of 64 requests in flight (the default) and of 16.
 
     python bench/hostile.py [--quick] [--out bench/results/hostile.json]
 """
@@ -21,6 +22,7 @@ import socket
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.processes import RedisServer, machine, server
 from bench.workload import train, write_outcomes
+from bench.wrk import run_wrk
 from service.server_thread import ServerThread, free_port
 from service.tenants import key_hash
 from tests.fake_backends import fake_backend
@@ -219,47 +222,48 @@ def latencies(url: str, question: str, count: int) -> tuple[list[float], int]:
 # --- 4. a flooding tenant ----------------------------------------------------------------------------------
 
 
-async def flood_run(url: str, question: str, seconds: float, flood: int) -> dict[str, Any]:
-    calm: list[float] = []
-    flooded: list[int] = []
+def calm_latencies(url: str, question: str, seconds: float) -> dict[str, Any]:
+    """One request after another from a tenant that behaves, for `seconds`: its latency percentiles."""
+    took, failed = [], 0
     stop = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=flood + 8)) as client:
-
-        async def calm_tenant() -> None:
-            seed = 0
-            while time.monotonic() < stop:
-                seed += 1
-                started = time.perf_counter()
-                reply = await client.post("/v1/chat/completions", json=body(question, seed), headers=auth("alpha"))
-                if reply.status_code == 200:
-                    calm.append(1e3 * (time.perf_counter() - started))
-
-        async def flooder(worker: int) -> None:
-            seed = worker * 10**6
-            while time.monotonic() < stop:
-                seed += 1
-                reply = await client.post("/v1/chat/completions", json=body(question, seed), headers=auth("flood"))
-                flooded.append(reply.status_code)
-                if reply.status_code == 429:
-                    await asyncio.sleep(0.05)
-
-        await asyncio.gather(calm_tenant(), *(flooder(w) for w in range(flood)))
+    seed = 0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while time.monotonic() < stop:
+            seed += 1
+            started = time.perf_counter()
+            reply = client.post("/v1/chat/completions", json=body(question, seed), headers=auth("alpha"))
+            took.append(1e3 * (time.perf_counter() - started))
+            failed += reply.status_code != 200
     return {
-        "calm_p50_ms": float(np.percentile(calm, 50)),
-        "calm_p99_ms": float(np.percentile(calm, 99)),
-        "flood_requests": len(flooded),
-        "flood_429": flooded.count(429),
+        "requests": len(took),
+        "failed": failed,
+        "p50_ms": float(np.percentile(took, 50)),
+        "p99_ms": float(np.percentile(took, 99)),
     }
 
 
 def flood_part(work: Path, simulator: str, question: str, seconds: float) -> dict[str, Any]:
+    """The flood comes from wrk (C, its own process), so that the calm tenant's latency is the gateway's and not
+    a shared Python client's."""
     results: dict[str, Any] = {}
+    flood_bodies = [json.dumps(body(question, seed)).encode() for seed in range(1000)]
     for limit in (64, 16):
         stack, url = gateway(work, f"flood-{limit}", [simulator], "--max-in-flight-per-tenant", str(limit))
         with stack:
+            alone = calm_latencies(url, question, seconds / 2)
+            with ThreadPoolExecutor(1) as pool:
+                flood = pool.submit(run_wrk, url, flood_bodies, 128, seconds, work, "key-flood")
+                time.sleep(1.0)  # the flood is on before the calm tenant measures
+                beside = calm_latencies(url, question, seconds - 2)
+                flooded = flood.result()
             results[f"limit {limit}"] = {
-                "alone": asyncio.run(flood_run(url, question, seconds / 2, 0)),
-                "beside a tenant with 128 in flight": asyncio.run(flood_run(url, question, seconds, 128)),
+                "calm_alone": alone,
+                "calm_beside_a_tenant_with_128_in_flight": beside,
+                "flood": {
+                    "requests": flooded.requests,
+                    "refused_429_or_other": flooded.failed,
+                    "rps": flooded.throughput_rps,
+                },
             }
     return results
 

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             redis_url,
             "--tenants",
             str(work / "tenants.json"),
+            "--max-in-flight-per-tenant",
+            str(args.concurrency),  # a load test, not a fairness one: no tenant is held back here
             "--log-level",
             "warning",
         ]
