@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from allocator.registry import DEFAULT_POLICY
 from bench.processes import CpuMeter, machine, server
+from bench.processes import simulator as simulate
 from bench.workload import BUDGET, chat_body, clients_for, train, write_outcomes
 from bench.wrk import run_wrk, wrk_binary
 from oracle.outcomes import Question
@@ -342,10 +343,7 @@ def main() -> None:
         work = Path(scratch)
         training = write_outcomes(work / "train.jsonl", args.train_questions, args.seed + 1)
         serving = write_outcomes(work / "serve.jsonl", args.serve_questions, args.seed + 2)
-        port = free_port()
-        simulator = f"http://127.0.0.1:{port}"
-        simulate = ["simulate", "--outcomes", str(work / "serve.jsonl"), "--port", str(port)]
-        with server([*simulate, "--latency-ms", str(args.latency_ms)], simulator + "/health", work / "sim.log") as pid:
+        with simulate(work / "serve.jsonl", work, args.latency_ms) as (simulator, pid):
             if args.only in (None, "latency"):
                 print("part 1: CPU per request, added latency and throughput")
                 report["latency"] = latency_part(args, work, simulator, pid, serving)

@@ -33,6 +33,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.processes import RedisServer, machine, server
+from bench.processes import simulator as simulate
 from bench.workload import train, write_outcomes
 from bench.wrk import run_wrk
 from service.server_thread import ServerThread, free_port
@@ -282,18 +283,7 @@ def main() -> None:
         train(work / "model", "adaptive", questions[:300])
         tenants_file(work / "tenants.json")
         texts = [q.question for q in questions[300:]]
-        sim_port = free_port()
-        simulator = f"http://127.0.0.1:{sim_port}"
-        simulate = [
-            "simulate",
-            "--outcomes",
-            str(work / "outcomes.jsonl"),
-            "--port",
-            str(sim_port),
-            "--latency-ms",
-            "20",
-        ]
-        with server(simulate, simulator + "/health", work / "sim.log"):
+        with simulate(work / "outcomes.jsonl", work, 20) as (simulator, _):
             print("1. poison requests")
             report["poison"] = poison_part(work, poison_s)
             print("2. Redis killed and restarted mid-run")

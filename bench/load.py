@@ -24,7 +24,7 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.processes import RedisServer, machine, rss_mb, server
+from bench.processes import RedisServer, machine, rss_mb, server, simulator
 from bench.workload import SHARD, clients_for, train, write_outcomes
 from service.server_thread import free_port
 from service.tenants import key_hash
@@ -75,7 +75,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     (work / "tenants.json").write_text(
         json.dumps([{"tenant": t, "key_sha256": key_hash(f"key-{t}"), "budget": None} for t in TENANTS])
     )
-    sim_port = free_port()
     redis_server = RedisServer(work)
     redis_url = redis_server.url
     rng = random.Random(0)
@@ -95,22 +94,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return made
 
     try:
-        simulate = [
-            "simulate",
-            "--outcomes",
-            str(work / "outcomes.jsonl"),
-            "--port",
-            str(sim_port),
-            "--latency-ms",
-            str(args.latency_ms),
-        ]
         ports = [free_port(), free_port()]
         serve = [
             "serve",
             "--model",
             str(work / "model"),
-            "--backend",
-            f"http://127.0.0.1:{sim_port}/v1",
             "--redis",
             redis_url,
             "--tenants",
@@ -121,9 +109,17 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "warning",
         ]
         with (
-            server(simulate, f"http://127.0.0.1:{sim_port}/health", work / "sim.log"),
-            server([*serve, "--port", str(ports[0])], f"http://127.0.0.1:{ports[0]}/healthz", work / "g0.log") as g0,
-            server([*serve, "--port", str(ports[1])], f"http://127.0.0.1:{ports[1]}/healthz", work / "g1.log") as g1,
+            simulator(work / "outcomes.jsonl", work, args.latency_ms) as (backend, _),
+            server(
+                [*serve, "--backend", backend + "/v1", "--port", str(ports[0])],
+                f"http://127.0.0.1:{ports[0]}/healthz",
+                work / "g0.log",
+            ) as g0,
+            server(
+                [*serve, "--backend", backend + "/v1", "--port", str(ports[1])],
+                f"http://127.0.0.1:{ports[1]}/healthz",
+                work / "g1.log",
+            ) as g1,
         ):
             gateways = [f"http://127.0.0.1:{port}" for port in ports]
             warm = asyncio.run(send_all(gateways, bodies(400, "warm"), 32))

@@ -53,6 +53,16 @@ def server(
         _stop(proc)
 
 
+@contextmanager
+def simulator(outcomes: Path, work: Path, latency_ms: float) -> Iterator[tuple[str, int]]:
+    """`apportion simulate` replaying `outcomes` on a free port; yields (base URL without /v1, pid)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = ["simulate", "--outcomes", str(outcomes), "--port", str(port), "--latency-ms", str(latency_ms)]
+    with server(command, url + "/health", work / f"simulator-{port}.log") as pid:
+        yield url, pid
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], health: str, log: Path, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

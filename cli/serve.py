@@ -14,6 +14,23 @@ from cli.options import Parser, UsageError, positive_float, positive_int
 if TYPE_CHECKING:
     from service.settings import Settings
 
+_NUMBERS = (  # flag, type, help: the gateway's numeric settings (defaults are `service.settings.Settings`'s)
+    ("--temperature", float, "sampling temperature when a request gives none (0.8)"),
+    ("--max-tokens", positive_int, "max_tokens per sample when a request gives none (512)"),
+    ("--max-samples", positive_int, "no query draws more samples, whatever the policy says (64)"),
+    ("--horizon", positive_float, "queries over which an overspend is repaid (200)"),
+    ("--request-timeout", positive_float, "seconds before a query is given up (120)"),
+    ("--backend-timeout", positive_float, "seconds per backend request (60)"),
+    ("--retries", int, "retries of a failed backend request, on another backend (2)"),
+    ("--max-request-bytes", positive_int, "larger request bodies get 413 (1000000)"),
+    ("--max-reply-bytes", positive_int, "bytes per sample a backend's reply may take; more: 502 (1048576)"),
+    ("--max-in-flight-per-tenant", positive_int, "a tenant's requests in flight; more: 429 (64)"),
+    ("--idempotency-ttl", positive_float, "seconds a reply is kept for replays of its request id (86400)"),
+    ("--idempotency-max-bytes", positive_int, "largest reply kept for replays (1000000)"),
+    ("--header-timeout", positive_float, "seconds to send a request's headers (10)"),
+    ("--body-timeout", positive_float, "seconds to send a request's body; then 408 (30)"),
+    ("--keep-alive-timeout", positive_float, "seconds an idle connection stays open (5)"),
+)
 _LIST_SETTINGS = {"backends"}
 _FLAGS = {"backends": "--backend"}
 
@@ -76,29 +93,8 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--answer-pattern", metavar="REGEX", help="regex whose first group is a sample's final answer")
     parser.add_argument("--served-model", help="the model id clients ask for (apportion)")
     parser.add_argument("--backend-model", help="model name sent to the backends (default: the one they list)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature when a request gives none (0.8)")
-    parser.add_argument("--max-tokens", type=positive_int, help="max_tokens per sample when a request gives none (512)")
-    parser.add_argument(
-        "--max-samples", type=positive_int, help="no query draws more samples, whatever the policy says (64)"
-    )
-    parser.add_argument("--horizon", type=positive_float, help="queries over which an overspend is repaid (200)")
-    parser.add_argument("--request-timeout", type=positive_float, help="seconds before a query is given up (120)")
-    parser.add_argument("--backend-timeout", type=positive_float, help="seconds per backend request (60)")
-    parser.add_argument("--retries", type=int, help="retries of a failed backend request, on another backend (2)")
-    parser.add_argument("--max-request-bytes", type=positive_int, help="larger request bodies get 413 (1000000)")
-    parser.add_argument(
-        "--max-reply-bytes", type=positive_int, help="bytes per sample a backend's reply may take; more: 502 (1048576)"
-    )
-    parser.add_argument(
-        "--max-in-flight-per-tenant", type=positive_int, help="a tenant's requests in flight; more: 429 (64)"
-    )
-    parser.add_argument(
-        "--idempotency-ttl", type=positive_float, help="seconds a reply is kept for replays of its request id (86400)"
-    )
-    parser.add_argument("--idempotency-max-bytes", type=positive_int, help="largest reply kept for replays (1000000)")
-    parser.add_argument("--header-timeout", type=positive_float, help="seconds to send a request's headers (10)")
-    parser.add_argument("--body-timeout", type=positive_float, help="seconds to send a request's body; then 408 (30)")
-    parser.add_argument("--keep-alive-timeout", type=positive_float, help="seconds an idle connection stays open (5)")
+    for flag, kind, meaning in _NUMBERS:
+        parser.add_argument(flag, type=kind, help=meaning)
     parser.add_argument(
         "--public-metrics",
         action="store_true",
