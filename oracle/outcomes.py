@@ -1,7 +1,7 @@
 """The outcome record: one question with its recorded samples (the format of `../shared/README.md`).
 
 Parsing is pure: it turns one line of text into a validated `Question`. Opening files, counting lines and
-reporting where a bad line sits is the job of the edge (`cli.outcome_files`).
+reporting where a bad line sits is the job of the edge (`files.outcomes`).
 """
 
 from __future__ import annotations
