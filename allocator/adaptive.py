@@ -73,7 +73,7 @@ class Adaptive(Policy):
         self.levels_ = tuple(self.levels) if self.levels else schedule(data.ks, budget, self.rounds)
         if self.levels_[0] > budget:
             raise OracleInputError(f"budget {budget:g} is below the first round of {self.levels_[0]} samples")
-        replays = replay(data.votes, self.levels_, self.orders, self.seed)
+        replays = replay(data.votes[data.models[0]], self.levels_, self.orders, self.seed)
         self.staying_ = tuple(
             _probability_model(replays.states[r], replays.correct[r]) for r in range(len(self.levels_) - 1)
         )
@@ -81,17 +81,20 @@ class Adaptive(Policy):
         self.rule_, self.lower_rule_, self.lower_share_ = self._rules_at(budget)
         return self
 
-    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
-        replays = replay(data.votes, self.levels_, self.orders, seed + 10_007)  # orders unseen in training
+    def evaluate(self, data: Outcomes, seed: int = 0, budget: float | None = None) -> Decisions:
+        groups = data.votes[data.models[0]]
+        replays = replay(groups, self.levels_, self.orders, seed + 10_007)  # orders unseen in training
         counts = np.bincount(replays.question, minlength=data.n)
         levels = np.array(self.levels_, dtype=np.float64)
         samples, accuracy = np.zeros(data.n), np.zeros(data.n)
-        for rule, share in ((self.rule_, 1 - self.lower_share_), (self.lower_rule_, self.lower_share_)):
-            stop = self._stopping_levels(rule, replays)
+        rule, lower, lower_share = self._rules_at(self.budget_ if budget is None else budget)
+        for each, share in ((rule, 1 - lower_share), (lower, lower_share)):
+            stop = self._stopping_levels(each, replays)
             right = replays.correct[stop, np.arange(stop.size)].astype(np.float64)
             samples += share * np.bincount(replays.question, weights=levels[stop], minlength=data.n) / counts
             accuracy += share * np.bincount(replays.question, weights=right, minlength=data.n) / counts
-        return Decisions(samples=samples, accuracy=accuracy, actions=None)
+        unit = data.curves.unit_cost[:, 0]
+        return Decisions(samples, accuracy, None, samples * unit, {data.models[0]: samples * unit})
 
     def next_samples(self, text: str, answers: Sequence[str | None], budget: float | None = None) -> int:
         drawn = len(answers)
@@ -145,16 +148,17 @@ class Adaptive(Policy):
             stop[going] = level + 1
         return stop
 
-    def _backward(self, replays: Replays, lam: float) -> tuple[StoppingRule, NDArray[np.intp]]:
+    def _backward(self, replays: Replays, lam: float, fixed: _Fixed) -> tuple[StoppingRule, NDArray[np.intp]]:
         """The stopping rule at `lam`, learnt from the last level down, and where each replay stops."""
         last = len(self.levels_) - 1
         worth = replays.correct[last] - lam * self.levels_[last]
         stop = np.full(replays.question.size, last, dtype=np.intp)
         going_on: list[ValueModel] = []
         for level in reversed(range(last)):
-            model = ValueModel(replays.states[level], worth)
+            design = fixed.designs[level]
+            model = design.fit(worth)
             going_on.insert(0, model)
-            goes = self._goes_on(model, lam, level, replays.states[level], self.levels_[level])
+            goes = design.predict(model) > fixed.staying[level] - lam * self.levels_[level]
             worth = np.where(goes, worth, replays.correct[level] - lam * self.levels_[level])
             stop = np.where(goes, stop, level)
         return StoppingRule(lam, tuple(going_on)), stop
@@ -165,9 +169,10 @@ class Adaptive(Policy):
         Sorted by λ, keeping only rungs whose spend falls as λ rises."""
         levels = np.array(self.levels_, dtype=np.float64)
         rungs: dict[float, tuple[StoppingRule, float]] = {}
+        fixed = _Fixed.of(list(replays.states[:-1]), self.staying_)
 
         def at(lam: float) -> float:
-            rule, stop = self._backward(replays, lam)
+            rule, stop = self._backward(replays, lam, fixed)
             rungs[lam] = (rule, float(levels[stop].mean()))
             return rungs[lam][1]
 
@@ -200,23 +205,68 @@ class Adaptive(Policy):
         return rule, lower_rule, float(np.clip(share, 0.0, 1.0))
 
 
-class ValueModel:
-    """E[worth | state]: ridge regression on the standardised state and its pairwise products.
+@dataclass(frozen=True)
+class _Fixed:
+    """What does not change with λ while a ladder is built: a ridge design and P(right) per level's states."""
 
-    Solved in closed form: the rule is refitted at every step of the budget's bisection, so it must be quick.
-    """
+    designs: tuple[RidgeDesign, ...]
+    staying: tuple[NDArray[np.float64], ...]
+
+    @classmethod
+    def of(cls, states: Sequence[NDArray[np.float64]], staying: Sequence[Pipeline | float]) -> _Fixed:
+        return cls(
+            tuple(RidgeDesign(s) for s in states), tuple(_predict(m, s) for m, s in zip(staying, states, strict=True))
+        )
+
+
+class ValueModel:
+    """E[worth | state]: ridge regression on the standardised state and its pairwise products."""
+
+    mean_: NDArray[np.float64]
+    scale_: NDArray[np.float64]
+    coef_: NDArray[np.float64]
+    intercept_: float
 
     def __init__(self, states: NDArray[np.float64], worth: NDArray[np.float64], alpha: float = 1.0) -> None:
-        expanded = _with_products(states)
-        self.mean_ = expanded.mean(axis=0)
-        self.scale_ = expanded.std(axis=0) + 1e-9
-        z = (expanded - self.mean_) / self.scale_
-        self.intercept_ = float(worth.mean())
-        gram = z.T @ z + alpha * np.eye(z.shape[1])
-        self.coef_ = np.linalg.solve(gram, z.T @ (worth - self.intercept_))
+        fitted = RidgeDesign(states, alpha).fit(worth)
+        self.mean_, self.scale_, self.coef_, self.intercept_ = (
+            fitted.mean_,
+            fitted.scale_,
+            fitted.coef_,
+            fitted.intercept_,
+        )
+
+    @classmethod
+    def of(
+        cls, mean: NDArray[np.float64], scale: NDArray[np.float64], coef: NDArray[np.float64], intercept: float
+    ) -> ValueModel:
+        model = cls.__new__(cls)
+        model.mean_, model.scale_, model.coef_, model.intercept_ = mean, scale, coef, intercept
+        return model
 
     def predict(self, states: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.asarray(((_with_products(states) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)
+
+
+class RidgeDesign:
+    """What every value model over the same states shares: their standardised products and the inverted Gram
+    matrix. A ladder refits the rule at every λ on the same replays: each fit is then one product, not a solve
+    of the whole regression."""
+
+    def __init__(self, states: NDArray[np.float64], alpha: float = 1.0) -> None:
+        expanded = _with_products(states)
+        self.mean = expanded.mean(axis=0)
+        self.scale = expanded.std(axis=0) + 1e-9
+        self.z = (expanded - self.mean) / self.scale
+        self.inverse = np.linalg.inv(self.z.T @ self.z + alpha * np.eye(self.z.shape[1]))
+
+    def fit(self, worth: NDArray[np.float64]) -> ValueModel:
+        intercept = float(worth.mean())
+        return ValueModel.of(self.mean, self.scale, self.inverse @ (self.z.T @ (worth - intercept)), intercept)
+
+    def predict(self, model: ValueModel) -> NDArray[np.float64]:
+        """`model.predict` on the states this design was built from, without expanding them again."""
+        return np.asarray(self.z @ model.coef_ + model.intercept_)
 
 
 def _with_products(states: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from allocator.data import Decisions, Outcomes
+from allocator.data import Decisions, Outcomes, one_shot
 from oracle.errors import OracleInputError
 from oracle.solver import solve
 
@@ -59,19 +59,21 @@ class Policy(ABC):
         """The least and most this policy can spend per query on average: the span online control can move."""
         if not self.movable:
             return self.budget_, self.budget_
-        return float(min(self.ks_)), float(max(self.ks_))
+        return float(min(self.costs_)), float(max(self.costs_))
 
-    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
-        """Expected samples and correctness on each question of `data` (held out from fitting)."""
-        actions = self.choose(data.texts)
-        rows = np.arange(data.n)
-        return Decisions(samples=data.cost[actions], accuracy=data.acc[rows, actions], actions=actions)
+    def evaluate(self, data: Outcomes, seed: int = 0, budget: float | None = None) -> Decisions:
+        """Expected samples, cost and correctness on each question of `data` (held out from fitting), at
+        `budget` where the policy can move (its own otherwise)."""
+        return one_shot(data, self.choose_at(data.texts, budget))
 
     def _remember(self, data: Outcomes, budget: float) -> None:
-        check_budget(data.ks, budget)
         if data.n == 0:
             raise OracleInputError("there are no questions to learn from")
+        check_budget(data.mean_cost, budget)
         self.ks_ = data.ks
+        self.actions_ = tuple(data.actions)
+        self.costs_ = data.mean_cost
+        """Each action's mean cost on the training questions: what a one-shot choice is priced at."""
         self.budget_ = float(budget)
 
     def description(self) -> dict[str, Any]:
@@ -79,10 +81,11 @@ class Policy(ABC):
         return {"policy": self.name, "ks": list(self.ks_), "budget": self.budget_}
 
 
-def check_budget(ks: Sequence[int], budget: float) -> None:
+def check_budget(costs: Sequence[float] | NDArray[np.float64], budget: float) -> None:
     """A policy needs room for at least the cheapest action on every query."""
-    if not np.isfinite(budget) or budget < min(ks):
-        raise OracleInputError(f"budget {budget:g} is below the cheapest action ({min(ks)} samples)")
+    cheapest = float(np.min(costs))
+    if not np.isfinite(budget) or budget < cheapest:
+        raise OracleInputError(f"budget {budget:g} is below the cheapest action (costing {cheapest:g})")
 
 
 def oracle_labels(data: Outcomes, budget: float) -> NDArray[np.intp]:

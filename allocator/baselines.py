@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from allocator.base import Policy, stable_fraction
-from allocator.data import Decisions, Outcomes
+from allocator.data import Decisions, Outcomes, mix, one_shot
 from oracle.costs import uniform_mix
 
 
@@ -21,7 +21,7 @@ class Uniform(Policy):
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
-        self.low_, self.high_, self.share_ = uniform_mix(data.cost, budget)
+        self.low_, self.high_, self.share_ = uniform_mix(self.costs_, budget)
         return self
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
@@ -30,24 +30,22 @@ class Uniform(Policy):
     def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
         if budget is None:
             return self.choose(texts)
-        return self._mix(texts, *uniform_mix(self.ks_, budget))
+        return self._mix(texts, *uniform_mix(self.costs_, budget))
 
     def choose_one(self, text: str, budget: float | None) -> int:
-        low, high, share = (self.low_, self.high_, self.share_) if budget is None else uniform_mix(self.ks_, budget)
+        low, high, share = (self.low_, self.high_, self.share_) if budget is None else uniform_mix(self.costs_, budget)
         return high if stable_fraction(text) < share else low
 
     @staticmethod
     def _mix(texts: Sequence[str], low: int, high: int, share: float) -> NDArray[np.intp]:
         return np.array([high if stable_fraction(text) < share else low for text in texts], dtype=np.intp)
 
-    def evaluate(self, data: Outcomes, seed: int = 0) -> Decisions:
+    def evaluate(self, data: Outcomes, seed: int = 0, budget: float | None = None) -> Decisions:
         """The mix's expectation, so the baseline spends exactly the budget whatever the sample of questions."""
-        if self.share_ == 0.0:
-            return super().evaluate(data, seed)
-        cost = data.cost
-        mixed = (1 - self.share_) * data.acc[:, self.low_] + self.share_ * data.acc[:, self.high_]
-        spend = (1 - self.share_) * cost[self.low_] + self.share_ * cost[self.high_]
-        return Decisions(samples=np.full(data.n, spend), accuracy=mixed, actions=None)
+        low, high, share = (self.low_, self.high_, self.share_) if budget is None else uniform_mix(self.costs_, budget)
+        if share == 0.0:
+            return one_shot(data, np.full(data.n, low))
+        return mix(one_shot(data, np.full(data.n, low)), one_shot(data, np.full(data.n, high)), share)
 
 
 class LongerGetsMore(Policy):
@@ -61,7 +59,7 @@ class LongerGetsMore(Policy):
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
-        cost = data.cost
+        cost = self.costs_
         cheaper = cost <= budget / 2
         dearer = cost >= budget * 2
         self.low_ = int(np.argmax(np.where(cheaper, cost, -np.inf))) if cheaper.any() else int(np.argmin(cost))

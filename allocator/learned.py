@@ -44,16 +44,15 @@ class Imitation(Policy):
         for train, test in held_out_splits(data.n, self.folds, self.seed):
             fitted = self._fit_classifier([data.texts[i] for i in train], labels[train])
             out_of_fold[test] = self._probabilities(fitted, [data.texts[i] for i in test])
-        spend = float(data.cost[labels].mean())
-        self.lam_ = lam_for_budget(np.log(out_of_fold + _FLOOR), data.cost, spend, subsidise=True)
+        spend = float(self.costs_[labels].mean())
+        self.lam_ = lam_for_budget(np.log(out_of_fold + _FLOOR), self.costs_, spend, subsidise=True)
         self.model_ = self._fit_classifier(data.texts, labels)
         self.train_labels_ = labels
         return self
 
     def choose(self, texts: Sequence[str]) -> NDArray[np.intp]:
         scores = np.log(self._probabilities(self.model_, texts) + _FLOOR)
-        cost = np.array(self.ks_, dtype=np.float64)
-        return np.asarray(np.argmax(scores - self.lam_ * cost, axis=1), dtype=np.intp)
+        return np.asarray(np.argmax(scores - self.lam_ * self.costs_, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:
         return super().description() | {"classifier": self.classifier, "lambda": self.lam_}
@@ -109,7 +108,7 @@ class PlugIn(Policy):
         for train, test in held_out_splits(data.n, self.folds, self.seed):
             model = self._regression().fit([data.texts[i] for i in train], data.acc[train])
             predicted[test] = self._curves(model, [data.texts[i] for i in test])
-        cost = data.cost
+        cost = self.costs_
         grid = np.unique(np.concatenate([np.geomspace(cost.min(), cost.max(), 33), [budget]]))
         self.lam_table_ = {float(b): lam_for_budget(predicted, cost, float(b)) for b in grid}
         self.model_ = self._regression().fit(data.texts, data.acc)
@@ -143,8 +142,7 @@ class PlugIn(Policy):
         return self.choose_at(texts, None)
 
     def choose_at(self, texts: Sequence[str], budget: float | None) -> NDArray[np.intp]:
-        cost = np.array(self.ks_, dtype=np.float64)
-        scores = self.predict_curves(texts) - self.lam(budget) * cost
+        scores = self.predict_curves(texts) - self.lam(budget) * self.costs_
         return np.asarray(np.argmax(scores, axis=1), dtype=np.intp)
 
     def description(self) -> dict[str, Any]:

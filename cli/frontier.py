@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cli.options import Parser, curve_options, load_curves, note_short_questions
+from cli.inputs import load_curves, note_short_questions
+from cli.options import Parser, curve_options
 from files.outcomes import finite_or_none, write_jsonl
-from oracle.costs import action_costs
 from oracle.frontier import frontier
 
 HELP = "the oracle's whole accuracy-vs-cost curve"
@@ -21,6 +21,8 @@ EXAMPLES = """\
 examples:
   apportion frontier --outcomes gsm8k.jsonl
   apportion frontier --outcomes gsm8k.jsonl --actions 1,2,4,8,16,32 --out frontier.jsonl
+
+Several models: one --outcomes per model, --price NAME=X for each price; cascades are actions too.
 
 The table compares, at each action's cost, giving every question that action (uniform) with the oracle's
 allocation at the same mean cost. --out receives every vertex of the frontier as {"avg_cost", "accuracy",
@@ -35,20 +37,20 @@ def add_arguments(parser: Parser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     curves = load_curves(args)
-    cost = action_costs(curves, args.cost)
+    cost = curves.cost
     curve = frontier(curves.acc, cost)
     note_short_questions(curves)
     if args.out:
         write_jsonl(Path(args.out), _frontier_rows(curve.avg_cost, curve.accuracy, curve.lam))
     mean_cost = np.broadcast_to(cost, curves.acc.shape).mean(axis=0)
     mean_acc = curves.acc.mean(axis=0)
-    print(f"oracle frontier of {len(curves.ids)} questions from {args.outcomes}", end=" ")
-    print(f"({args.aggregator}, cost in {args.cost})")
-    print(f"{'samples':>9} {'mean cost':>10} {'uniform':>8} {'oracle':>8} {'gain':>7}")
-    for k, spend, flat in zip(curves.ks, mean_cost.tolist(), mean_acc.tolist(), strict=True):
+    print(f"oracle frontier of {curves.n} questions ({args.aggregator}, cost in {args.cost})")
+    width = max(len(action.label()) for action in curves.actions)
+    print(f"{'action':>{width}} {'mean cost':>10} {'uniform':>8} {'oracle':>8} {'gain':>7}")
+    for action, spend, flat in zip(curves.actions, mean_cost.tolist(), mean_acc.tolist(), strict=True):
         best = curve.accuracy_at(spend)
         gain = round(best - flat, 4) + 0.0  # no "-0.0000" for a gain that is zero up to rounding
-        print(f"{k:>9} {spend:>10.4g} {flat:>8.4f} {best:>8.4f} {gain:>+7.4f}")
+        print(f"{action.label():>{width}} {spend:>10.4g} {flat:>8.4f} {best:>8.4f} {gain:>+7.4f}")
     print(
         json.dumps(
             {
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 "min_cost": float(curve.avg_cost[0]),
                 "max_cost": float(curve.avg_cost[-1]),
                 "max_accuracy": float(curve.accuracy[-1]),
-                "n": len(curves.ids),
+                "n": curves.n,
                 "out": args.out,
             }
         )

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from cli.options import Parser, curve_options, load_curves, note_short_questions, positive_float
+from cli.inputs import load_curves, note_short_questions
+from cli.options import Parser, curve_options, positive_float
 from files.outcomes import finite_or_none, write_jsonl
-from oracle.costs import action_costs, uniform_accuracy
-from oracle.curves import Curves
+from oracle.action_curves import ActionCurves
+from oracle.costs import uniform_accuracy
 from oracle.solver import solve
 
 HELP = "label each question with the oracle's sample count at a budget"
@@ -24,8 +25,13 @@ examples:
   apportion label --outcomes math.jsonl.gz --actions 1,2,4,8 --budget 3 --aggregator best-of --out labels.jsonl
   apportion label --outcomes runs.jsonl --cost tokens --budget 1500 --out labels.jsonl   # tokens per question
 
-Each line of --out is {"id", "action" (samples k), "expected_accuracy", "cost"}; the last line of stdout
-is a JSON summary with budget, lambda, avg_cost, accuracy and n.
+Several models: one --outcomes per model (NAME=FILE names it), prices per sample with --price:
+  apportion label --outcomes small=a.jsonl --outcomes large=b.jsonl --price large=20 --budget 8 --out labels.jsonl
+
+Each line of --out is {"id", "model", "action" (samples k), "expected_accuracy", "cost"}, and for a cascade
+(k samples of the model, then "then_samples" of "then" when the top answer's share is below "escalate_below")
+those fields too; the last line of stdout is a JSON summary with budget, lambda, avg_cost, accuracy, n, and
+each model's questions and mean spend. Costs and budgets are in --cost units times the prices.
 """
 PARENTS = (curve_options,)
 
@@ -37,24 +43,34 @@ def add_arguments(parser: Parser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     curves = load_curves(args)
-    cost = action_costs(curves, args.cost)
+    cost = curves.cost
     solution = solve(curves.acc, cost, args.budget)
     note_short_questions(curves)
-    rows = np.arange(len(curves.ids))
-    chosen_cost = np.broadcast_to(cost, curves.acc.shape)[rows, solution.actions]
-    chosen_acc = curves.acc[rows, solution.actions]
-    write_jsonl(Path(args.out), _label_rows(curves, solution.actions, chosen_acc, chosen_cost))
+    rows = np.arange(curves.n)
+    chosen = solution.actions
+    chosen_cost = np.broadcast_to(cost, curves.acc.shape)[rows, chosen]
+    chosen_acc = curves.acc[rows, chosen]
+    write_jsonl(Path(args.out), _label_rows(curves, chosen, chosen_acc, chosen_cost))
 
-    counts = np.bincount(solution.actions, minlength=len(curves.ks))
-    n = len(curves.ids)
+    counts = np.bincount(chosen, minlength=len(curves.actions))
+    n = curves.n
     uniform = uniform_accuracy(curves.acc, cost, args.budget)
-    print(f"labelled {n} questions from {args.outcomes} at a budget of {args.budget:g} {args.cost} per question")
-    print(f"{'samples':>9} {'questions':>10} {'share':>7}")
-    for k, count in zip(curves.ks, counts.tolist(), strict=True):
-        print(f"{k:>9} {count:>10} {count / n:>7.1%}")
+    models = {
+        model: {
+            "questions": int(sum(counts[c] for c, a in enumerate(curves.actions) if a.model == model)),
+            "spend": float(curves.spend_on(model)[rows, chosen].mean()),
+        }
+        for model in curves.models
+    }
+    print(f"labelled {n} questions at a budget of {args.budget:g} {args.cost} per question")
+    width = max(len(action.label()) for action in curves.actions)
+    print(f"{'action':>{width}} {'questions':>10} {'share':>7}")
+    for action, count in zip(curves.actions, counts.tolist(), strict=True):
+        if count or not action.cascade:
+            print(f"{action.label():>{width}} {count:>10} {count / n:>7.1%}")
     print(
         f"oracle accuracy {solution.accuracy:.4f} at mean cost {solution.avg_cost:.4g} (λ = {solution.lam:.4g}); "
-        f"uniform allocation at the same budget: {uniform:.4f}"
+        f"one action for every question at the same budget: {uniform:.4f}"
     )
     summary: dict[str, Any] = {
         "budget": args.budget,
@@ -64,22 +80,29 @@ def run(args: argparse.Namespace) -> int:
         "n": n,
         "upper_bound": solution.upper_bound,
         "uniform_accuracy": finite_or_none(uniform),
-        "actions": dict(zip(map(str, curves.ks), counts.tolist(), strict=True)),
+        "actions": {
+            action.label(): count for action, count in zip(curves.actions, counts.tolist(), strict=True) if count
+        },
+        "models": models,
+        "prices": {
+            model: float(curves.unit_cost[0, i]) if args.cost == "samples" else None
+            for i, model in enumerate(curves.models)
+        },
         "aggregator": args.aggregator,
         "cost_unit": args.cost,
         "out": str(args.out),
     }
     if args.draws:
-        chosen_err = curves.stderr[rows, solution.actions]
+        chosen_err = curves.stderr[rows, chosen]
         summary["accuracy_stderr"] = float(np.sqrt(np.sum(chosen_err**2)) / n)
     print(json.dumps(summary))
     return 0
 
 
 def _label_rows(
-    curves: Curves, actions: np.ndarray, chosen_acc: np.ndarray, chosen_cost: np.ndarray
+    curves: ActionCurves, chosen: np.ndarray, chosen_acc: np.ndarray, chosen_cost: np.ndarray
 ) -> Iterator[dict[str, Any]]:
-    ks = curves.ks
-    columns = (curves.ids, actions.tolist(), chosen_acc.tolist(), chosen_cost.tolist())
-    for qid, action, acc, cost in zip(*columns, strict=True):
-        yield {"id": qid, "action": ks[action], "expected_accuracy": round(acc, 6), "cost": round(cost, 6)}
+    columns = (curves.ids, chosen.tolist(), chosen_acc.tolist(), chosen_cost.tolist())
+    for qid, column, acc, cost in zip(*columns, strict=True):
+        action = curves.actions[column]
+        yield {"id": qid, **action.record(), "expected_accuracy": round(acc, 6), "cost": round(cost, 6)}

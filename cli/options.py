@@ -4,21 +4,17 @@ those options become data (curves for the oracle, outcomes for learning)."""
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from files.errors import DataFileError
-from files.outcomes import read_outcomes
+from files.outcomes import Source
 from oracle.costs import COST_UNITS
-from oracle.curves import AGGREGATORS, DEFAULT_ACTIONS, Curves, accuracy_curves
+from oracle.curves import AGGREGATORS, DEFAULT_ACTIONS
 
 if TYPE_CHECKING:
-    from allocator.data import Outcomes
+    pass
 
 T = TypeVar("T")
 _PROGRESS_FROM_BYTES = 4 * 2**20  # smaller files are read before a bar would be worth drawing
@@ -101,6 +97,21 @@ def actions(text: str) -> tuple[int, ...]:
     return ks
 
 
+def source(text: str) -> Source:
+    """`FILE` or `NAME=FILE`: a name is only split off when the whole text is not an existing file."""
+    name, equals, rest = text.partition("=")
+    if equals and name and "/" not in name and not Path(text).exists():
+        return Source(Path(rest), name)
+    return Source(Path(text))
+
+
+def price(text: str) -> tuple[str, float]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=X (a model's name and its price)")
+    return name, positive_float(value)
+
+
 def budgets(text: str) -> list[float]:
     return [positive_float(part) for part in text.split(",")]
 
@@ -113,15 +124,40 @@ def action_list(ks: tuple[int, ...]) -> str:
 
 
 def outcome_options() -> Parser:
-    """Every command that reads an outcome file: the file and the sample counts to choose from."""
+    """Every command that reads outcome files: one per model, the sample counts to choose from, the prices."""
     group = Parser(add_help=False)
-    group.add_argument("--outcomes", required=True, metavar="FILE", help="recorded samples, .jsonl or .jsonl.gz")
+    group.add_argument(
+        "--outcomes",
+        required=True,
+        action="append",
+        type=source,
+        metavar="[NAME=]FILE",
+        help="recorded samples, .jsonl or .jsonl.gz; repeat it, one file per model, for model choice (questions "
+        "are matched by id; NAME defaults to the file's model field)",
+    )
     group.add_argument(
         "--actions",
         type=actions,
         default=DEFAULT_ACTIONS,
         metavar="K,K,...",
-        help=f"the sample counts to choose from ({action_list(DEFAULT_ACTIONS)})",
+        help=f"the sample counts to choose from ({action_list(DEFAULT_ACTIONS)}); each model's are capped at "
+        "the samples it recorded",
+    )
+    group.add_argument(
+        "--price",
+        action="append",
+        type=price,
+        default=[],
+        metavar="NAME=X",
+        help="a model's price per sample (or per token, with --cost tokens); 1 unless given",
+    )
+    group.add_argument(
+        "--cost",
+        choices=COST_UNITS,
+        default="samples",
+        help="cost of an action: k samples, or k times the question's mean tokens per sample (a sample's "
+        "`tokens` field where the file has one, else the words and punctuation of its text); times the price "
+        "(samples)",
     )
     return group
 
@@ -134,12 +170,6 @@ def curve_options() -> Parser:
         choices=AGGREGATORS,
         default="majority",
         help="how k samples become one answer: majority vote, best-of by score, or pass@k (majority)",
-    )
-    group.add_argument(
-        "--cost",
-        choices=COST_UNITS,
-        default="samples",
-        help="cost of an action: k samples, or k times the question's mean tokens per sample (samples)",
     )
     group.add_argument(
         "--draws",
@@ -172,64 +202,3 @@ def drawing_options() -> Parser:
     group.add_argument("--backend", required=True, metavar="URL", help="OpenAI-compatible base URL")
     group.add_argument("--concurrency", type=positive_int, default=8, help="questions in flight (8)")
     return group
-
-
-# --- options into data ------------------------------------------------------------------------------------
-
-
-def load_curves(args: argparse.Namespace) -> Curves:
-    """The curves `curve_options` describe, read with a progress bar for large files."""
-    from tqdm import tqdm
-
-    path = Path(args.outcomes)
-    size = path.stat().st_size if path.is_file() else 0
-    quiet = size < _PROGRESS_FROM_BYTES
-    with tqdm(
-        total=size,
-        unit="B",
-        unit_scale=True,
-        desc="reading outcomes",
-        file=sys.stderr,
-        disable=quiet or None,
-        leave=False,
-    ) as bar:
-        curves = accuracy_curves(
-            read_outcomes(path, bar.update), args.actions, args.aggregator, draws=args.draws, seed=args.seed
-        )
-    if not curves.ids:
-        raise DataFileError(f"{path}: holds no questions")
-    return curves
-
-
-def note_short_questions(curves: Curves) -> None:
-    """Said once the command has succeeded, so that a failure stays one line."""
-    short = int(sum(curves.recorded < max(curves.ks)))
-    if short:
-        print(
-            f"note: {short} of {len(curves.ids)} questions have fewer than {max(curves.ks)} samples; "
-            "their curves are held flat beyond the samples recorded",
-            file=sys.stderr,
-        )
-
-
-def load_outcomes(args: argparse.Namespace) -> Outcomes:
-    """What `learning_options` describe; at most leave-one-out folds."""
-    from allocator.data import Outcomes
-
-    data = Outcomes.read(read_outcomes(Path(args.outcomes)), args.actions)
-    if data.n < 2:
-        raise DataFileError(f"{args.outcomes}: needs at least 2 questions to learn from, has {data.n}")
-    args.folds = min(args.folds, data.n)
-    return data
-
-
-def quietly(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """scikit-learn warns about folds that miss a rare action; the policies handle it, so users see nothing."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="sklearn")
-            return command(args)
-
-    return run

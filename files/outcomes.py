@@ -7,12 +7,15 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
 from files.errors import DataFileError
+from oracle.errors import OracleInputError
+from oracle.fleet import Fleet, align
 from oracle.outcomes import OutcomeLineError, Question, parse_outcome_line
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one question with its samples; anything larger is surely not a record
@@ -163,3 +166,34 @@ class OutcomeAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.sink.close()
+
+
+@dataclass(frozen=True)
+class Source:
+    """An outcome file, and the name of the model it records (None: the file's own `model` field)."""
+
+    path: Path
+    name: str | None = None
+
+
+def model_name(source: Source, first: Question | None) -> str:
+    """The given name, else the records' `model`, else the file's name."""
+    if source.name:
+        return source.name
+    if first is not None and first.model:
+        return first.model
+    return source.path.name.split(".")[0]
+
+
+def read_fleet(sources: Sequence[Source]) -> Fleet:
+    """Every file whole, each under its model's name, matched by question id (see `oracle.fleet.align`)."""
+    named = []
+    for source in sources:
+        questions = list(read_outcomes(source.path))
+        if not questions:
+            raise DataFileError(f"{source.path}: holds no questions")
+        named.append((model_name(source, questions[0]), questions))
+    try:
+        return align(named)
+    except OracleInputError as exc:
+        raise DataFileError(str(exc)) from None

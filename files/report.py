@@ -24,6 +24,8 @@ def summary_row(result: Result) -> dict[str, Any]:
         "policy": result.policy,
         "accuracy": result.accuracy,
         "mean_samples": result.samples,
+        "mean_cost": result.cost,
+        "spend_shares": result.spend_shares,
         "gain_captured": finite_or_none(result.gain_captured),
         "imitation_accuracy": result.imitation_accuracy,
         "regret": result.regret,
@@ -59,26 +61,47 @@ def write_report(directory: Path, data: Outcomes, results: Sequence[Result], met
 
 
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    several = len(meta.get("models", [])) > 1
+    baseline = "random routing" if several else "uniform"
+    unit = meta.get("cost_unit", "samples")
     lines = [
         f"# Evaluation of {meta['outcomes']}",
         "",
         f"{meta['questions']} questions, actions {meta['actions']}, {meta['protocol']}.",
-        "Gain captured: (policy - uniform) / (oracle - uniform) at the same budget. Imitation accuracy: how often",
-        "a one-shot policy took the oracle's action. Regret: oracle accuracy minus the policy's.",
+        f"Costs in {unit}" + (f", prices {meta['prices']}." if several else "."),
+        f"Gain captured: (policy - {baseline}) / (oracle - {baseline}) at the same budget. Imitation accuracy: how",
+        "often a one-shot policy took the oracle's action. Regret: oracle accuracy minus the policy's.",
         "",
     ]
     for budget in sorted({row["budget"] for row in rows}):
         lines += [
-            f"## Budget {budget:g} samples per question",
+            f"## Budget {budget:g} {unit} per question",
             "",
-            "| policy | accuracy | mean samples | gain captured | imitation accuracy | regret |",
-            "|---|---|---|---|---|---|",
+            "| policy | accuracy | mean cost | mean samples | spend by model | gain captured | imitation accuracy "
+            "| regret |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in (r for r in rows if r["budget"] == budget):
+            shares = ", ".join(f"{model} {share:.0%}" for model, share in row["spend_shares"].items())
             lines.append(
-                f"| {row['policy']} | {row['accuracy']:.4f} | {row['mean_samples']:.3f} | "
-                f"{_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | {row['regret']:.4f} |"
+                f"| {row['policy']} | {row['accuracy']:.4f} | {row['mean_cost']:.3f} | {row['mean_samples']:.3f} | "
+                f"{shares} | {_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | "
+                f"{row['regret']:.4f} |"
             )
+        lines.append("")
+    reach = meta.get("cost_to_reach")
+    if reach:
+        lines += [
+            f"## Cost to reach {reach['target']:.4f} ({reach['share']:.0%} of {reach['model']}'s single sample)",
+            "",
+            f"As a share of that sample's cost ({reach['reference_cost']:g} {unit}); budgets tried: {reach['grid']}.",
+            "",
+            "| policy | mean cost | share of the strong model's cost |",
+            "|---|---|---|",
+        ]
+        for policy, cost in reach["costs"].items():
+            shown = "not reached" if cost is None else f"{cost:.2f} | {cost / reach['reference_cost']:.0%}"
+            lines.append(f"| {policy} | {shown} |" if cost is not None else f"| {policy} | {shown} | – |")
         lines.append("")
     return "\n".join(lines)
 
@@ -88,13 +111,17 @@ def _decision_rows(data: Outcomes, results: Sequence[Result]) -> Iterator[dict[s
         decisions = result.decisions
         actions = decisions.actions
         for index, qid in enumerate(data.ids):
+            cost = decisions.samples if decisions.cost is None else decisions.cost
+            chosen = None if actions is None else data.actions[int(actions[index])]
             yield {
                 "id": qid,
                 "budget": result.budget,
                 "policy": result.policy,
                 "samples": round(float(decisions.samples[index]), 6),
                 "accuracy": round(float(decisions.accuracy[index]), 6),
-                "action": None if actions is None else data.ks[int(actions[index])],
+                "action": None if chosen is None else chosen.samples,
+                "cost": round(float(cost[index]), 6),
+                "model": None if chosen is None else chosen.model,
             }
 
 
@@ -107,16 +134,25 @@ def _plot(path: Path, data: Outcomes, results: Sequence[Result], meta: dict[str,
     figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
     curve = frontier(data.acc, data.cost)
     axes.plot(curve.avg_cost, curve.accuracy, color="black", linewidth=1.5, label="oracle frontier")
-    axes.plot(data.cost, data.acc.mean(axis=0), color="grey", linestyle="--", marker="o", label="uniform k")
+    plain = data.plain()
+    several = len(data.models) > 1
+    for model in data.models:
+        columns = [c for c in plain if data.actions[c].model == model]
+        label = f"always {model} × k" if several else "uniform k"
+        axes.plot(data.mean_cost[columns], data.acc[:, columns].mean(axis=0), linestyle="--", marker="o", label=label)
     markers = iter("sD^v<>Ph*X")
-    for policy in dict.fromkeys(r.policy for r in results if r.policy not in {"oracle", "uniform"}):
-        points = sorted((r.samples, r.accuracy) for r in results if r.policy == policy)
+    shown = {"oracle"} | ({"uniform"} if not several else set())
+    for policy in dict.fromkeys(
+        r.policy for r in results if r.policy not in shown and not r.policy.startswith("always-")
+    ):
+        points = sorted((r.cost, r.accuracy) for r in results if r.policy == policy)
         xs, ys = zip(*points, strict=True)
         axes.plot(xs, ys, marker=next(markers, "o"), label=policy)
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("mean samples per question")
-    axes.set_ylabel("accuracy (majority vote)")
-    axes.set_title(f"{Path(meta['outcomes']).name}: {meta['protocol']}", fontsize=10)
+    unit = meta.get("cost_unit", "samples")
+    axes.set_xlabel(f"mean cost per question ({unit}" + (", at the models' prices)" if several else ")"))
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"{meta['outcomes']}: {meta['protocol']}", fontsize=9)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()

@@ -12,6 +12,7 @@ with no samples has p_i(k) = 0 for every k.
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -126,7 +127,35 @@ def majority_curve(question: Question, ks: Sequence[int]) -> NDArray[np.float64]
 def _win_probability(
     counts: NDArray[np.int64], g: int, nulls: int, ks: NDArray[np.int64], kmax: int
 ) -> NDArray[np.float64]:
-    """P(group g wins the vote | k-subset) for each k, by counting subsets with generating polynomials.
+    """P(group g wins the vote | k-subset) for each k."""
+    return _win_by_count(counts, g, nulls, kmax).probability(ks, np.ones(len(ks), dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class _WinTable:
+    """For one group g: `ways[j - 1]` subsets of g's samples of size j, and `by_fill[j - 1, s]` the ways the
+    other samples fill s places so that g wins with j votes (each weighted by its chance of winning a tie)."""
+
+    ways: NDArray[np.float64]
+    by_fill: NDArray[np.float64]
+    total: int
+
+    def probability(self, ks: NDArray[np.int64], least: NDArray[np.int64]) -> NDArray[np.float64]:
+        """P(g wins with at least `least[i]` votes | a ks[i]-subset), for each i."""
+        binomial = _pascal(self.total)
+        out = np.zeros(len(ks))
+        j = np.arange(1, self.ways.size + 1)
+        for index, (k, low) in enumerate(zip(ks.tolist(), least.tolist(), strict=True)):
+            usable = j[(j <= k) & (j >= low)]
+            ways = float(np.sum(self.ways[usable - 1] * self.by_fill[usable - 1, k - usable]))
+            out[index] = ways / binomial[self.total, k]
+        if not np.all(np.isfinite(out)):
+            raise OracleInputError("exact majority vote overflows at this many samples: use subsampling (draws)")
+        return out
+
+
+def _win_by_count(counts: NDArray[np.int64], g: int, nulls: int, kmax: int) -> _WinTable:
+    """Subsets in which group g wins, by g's count, counted with generating polynomials.
 
     For g drawn j times, every other group must be drawn fewer than j times, or exactly j times (a tie among
     t + 1 groups, won with probability 1/(t + 1)). A[j, s, t] counts the ways the other groups and the null
@@ -136,14 +165,14 @@ def _win_probability(
     total = int(counts.sum()) + nulls
     cg = int(counts[g])
     jmax = min(cg, kmax)
+    binomial = _pascal(total)
     if jmax == 0:
-        return np.zeros(len(ks))
+        return _WinTable(np.zeros(0), np.zeros((0, max(kmax, 1))), total)
     others = np.delete(counts, g)
     places = kmax  # s runs over 0 .. kmax - 1: the other groups fill k - j <= kmax - 1 places
     ties = min(len(others), kmax - 1) + 1
     j = np.arange(1, jmax + 1)
     a = np.zeros((jmax, places, ties))
-    binomial = _pascal(total)
     a[:, :, 0] = binomial[nulls, :places]
     s = np.arange(places)
     for c in others.tolist():
@@ -161,16 +190,35 @@ def _win_probability(
         new[:, :, 1:] += binomial[c, j][:, None, None] * tied
         a = new
     weights = 1.0 / np.arange(1, ties + 1)
-    by_fill = a @ weights  # (jmax, places): ways, each weighted by its chance of winning the tie
-    ways_g = binomial[cg, j]
-    out = np.zeros(len(ks))
-    for index, k in enumerate(ks.tolist()):
-        usable = j[j <= k]
-        ways = float(np.sum(ways_g[: len(usable)] * by_fill[usable - 1, k - usable]))
-        out[index] = ways / binomial[total, k]
-    if not np.all(np.isfinite(out)):
-        raise OracleInputError("exact majority vote overflows at this many samples: use subsampling (draws)")
-    return out
+    return _WinTable(binomial[cg, j], a @ weights, total)
+
+
+def agreement_split(
+    question: Question, ks: Sequence[int], shares: Sequence[float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """For k samples and a share t: P(the top answer has at least a share t of the k and wins the vote rightly),
+    and P(it has at least that share), each of shape (len(ks), len(shares)); exactly, as `majority_curve`.
+
+    What a cascade needs: below the share it escalates, so its accuracy is the first term plus the second's
+    complement times the next model's accuracy. Questions with fewer samples than k use all they have.
+    """
+    groups = VoteGroups.of(question)
+    ks = _check_ks(ks)
+    right = np.zeros((len(ks), len(shares)))
+    agree = np.zeros((len(ks), len(shares)))
+    if groups.total == 0:
+        return right, agree
+    held = np.minimum(ks, groups.total)
+    least = np.array([[max(1, math.ceil(share * k - 1e-9)) for share in shares] for k in held.tolist()], dtype=np.int64)
+    kmax = int(held.max())
+    for g in range(groups.counts.size):
+        table = _win_by_count(groups.counts, g, groups.nulls, kmax)
+        for column in range(len(shares)):
+            won = table.probability(held, least[:, column])
+            agree[:, column] += won
+            if groups.correct[g]:
+                right[:, column] += won
+    return np.clip(right, 0.0, 1.0), np.clip(agree, 0.0, 1.0)
 
 
 def majority_curve_sampled(

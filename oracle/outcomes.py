@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class Sample(BaseModel):
@@ -20,6 +29,8 @@ class Sample(BaseModel):
     correct: StrictBool
     text: StrictStr | None = None
     score: float | None = None
+    tokens: int | None = Field(default=None, ge=0)
+    """Tokens the sample generated, where the file records it (cost in tokens counts this, else the text)."""
 
     @field_validator("score")
     @classmethod

@@ -23,6 +23,8 @@ class VoteGroups:
     nulls: int
     sample_group: tuple[int, ...]
     """For each sample in recorded order: the index of its answer group, or -1 when it gave no answer."""
+    answers: tuple[str, ...] = ()
+    """Each group's answer: what votes of different models are matched on."""
 
     @property
     def total(self) -> int:
@@ -36,6 +38,7 @@ class VoteGroups:
             correct=np.array([question.samples[i].correct for i in counted.first], dtype=np.bool_),
             nulls=counted.groups.count(-1),
             sample_group=counted.groups,
+            answers=counted.answers,
         )
 
     def labels(self) -> NDArray[np.int64]:
@@ -43,11 +46,17 @@ class VoteGroups:
 
 
 def count_tokens(question: Question) -> float:
-    """Mean tokens per sample text, approximated as words plus punctuation marks (NaN when no sample has text).
+    """Mean tokens per sample: a sample's recorded `tokens` where the file has them, else its text's words
+    plus punctuation marks (NaN when no sample has either).
 
     A BPE tokenizer gives a different count, but per-question cost ratios, which the oracle acts on, stay close.
     """
-    lengths = [token_count(sample.text) for sample in question.samples if sample.text is not None]
+    lengths: list[int] = []
+    for sample in question.samples:
+        if sample.tokens is not None:
+            lengths.append(sample.tokens)
+        elif sample.text is not None:
+            lengths.append(token_count(sample.text))
     return float(np.mean(lengths)) if lengths else float("nan")
 
 

@@ -35,7 +35,7 @@ def test_label_writes_one_line_per_question_and_a_json_summary(
     assert summary["avg_cost"] <= 3
     assert sum(row["expected_accuracy"] for row in labels) / 120 == pytest.approx(summary["accuracy"], abs=1e-6)
     assert summary["accuracy"] >= summary["uniform_accuracy"]
-    assert set(labels[0]) == {"id", "action", "expected_accuracy", "cost"}
+    assert set(labels[0]) == {"id", "model", "action", "expected_accuracy", "cost"}
 
 
 def test_acceptance_on_recorded_llama_samples(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_adaptive_serving_at_a_larger_budget_draws_more(outcomes: Outcomes) -> N
 
     def mean_drawn(budget: float) -> float:
         drawn = []
-        for votes, text in zip(outcomes.votes, outcomes.texts, strict=True):
+        for votes, text in zip(outcomes.votes[outcomes.models[0]], outcomes.texts, strict=True):
             answers = [str(g) if g >= 0 else None for g in votes.sample_group]
             taken: list[str | None] = []
             while (k := policy.next_samples(text, taken, budget)) > 0:

@@ -74,7 +74,7 @@ def test_the_adaptive_rule_stops_on_agreement_and_goes_on_on_disagreement(data: 
 
 def test_the_adaptive_mix_meets_the_budget_exactly_on_its_training_replays(data: Outcomes) -> None:
     policy = Adaptive(levels=(1, 2, 4, 8, 16), orders=16).fit(data, 3.0)
-    replays = replay(data.votes, policy.levels_, 16, policy.seed)
+    replays = replay(data.votes[data.models[0]], policy.levels_, 16, policy.seed)
     levels = np.array(policy.levels_, dtype=float)
     high = levels[policy._stopping_levels(policy.rule_, replays)].mean()
     low = levels[policy._stopping_levels(policy.lower_rule_, replays)].mean()
