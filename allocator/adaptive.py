@@ -14,6 +14,7 @@ share of queries at the lower λ (a randomised rule, as in the LP).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -30,18 +31,18 @@ from allocator.replay import Replays, answer_counts, replay, vote_state
 from oracle.errors import OracleInputError
 
 
-def schedule(ks: Sequence[int], budget: float, rounds: int) -> tuple[int, ...]:
+def schedule(ks: Sequence[int], budget: float, growth: float = 0.25) -> tuple[int, ...]:
     """Cumulative sample counts at which to look: the first is the dearest action of at most half the budget
-    (so that half is left to spend where agreement is low), the rest spread evenly in log up to the largest."""
-    actions = np.array(sorted(ks), dtype=np.float64)
-    affordable = actions[actions <= budget / 2]
-    first = float(affordable[-1]) if affordable.size else float(actions[0])
-    later = actions[actions > first]
-    if rounds <= 1 or later.size == 0:
-        return (int(first),)
-    targets = np.geomspace(first, actions[-1], rounds)[1:]
-    picked = {float(later[np.argmin(np.abs(np.log(later) - np.log(t)))]) for t in targets}
-    return (int(first), *sorted(int(p) for p in picked))
+    (so that half is left to spend where agreement is low); after it, a look whenever the samples drawn have
+    grown by `growth` (at least one sample), up to the largest action. A look after every sample would waste
+    nothing offline, but each look is one more round trip to the backend when serving; a quarter more
+    samples per round keeps a query to about a dozen rounds at most."""
+    actions = sorted(int(k) for k in ks)
+    affordable = [k for k in actions if k <= budget / 2]
+    levels = [affordable[-1] if affordable else actions[0]]
+    while levels[-1] < actions[-1]:
+        levels.append(min(max(levels[-1] + 1, math.ceil(levels[-1] * (1 + growth))), actions[-1]))
+    return tuple(levels)
 
 
 _SWEEP = 24  # values of λ swept for the ladder of rules serving can move along
@@ -62,15 +63,17 @@ class Adaptive(Policy):
     adaptive = True
     movable = True
 
-    def __init__(self, rounds: int = 6, orders: int = 48, seed: int = 0, levels: Sequence[int] | None = None) -> None:
-        self.rounds = rounds
+    def __init__(
+        self, growth: float = 0.25, orders: int = 48, seed: int = 0, levels: Sequence[int] | None = None
+    ) -> None:
+        self.growth = growth
         self.levels = levels
         self.orders = orders
         self.seed = seed
 
     def fit(self, data: Outcomes, budget: float) -> Self:
         self._remember(data, budget)
-        self.levels_ = tuple(self.levels) if self.levels else schedule(data.ks, budget, self.rounds)
+        self.levels_ = tuple(self.levels) if self.levels else schedule(data.ks, budget, self.growth)
         if self.levels_[0] > budget:
             raise OracleInputError(f"budget {budget:g} is below the first round of {self.levels_[0]} samples")
         replays = replay(data.votes[data.models[0]], self.levels_, self.orders, self.seed)

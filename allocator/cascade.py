@@ -1,6 +1,8 @@
 """Sampling in rounds across two models: draw the cheap model's samples a few at a time and, after each round,
 stop, draw more of it, or escalate to the dear model, which answers in rounds too; the two models' answers are
-then voted on together, the dear model's votes weighted by what the training data says they are worth.
+then voted on together, the dear model's votes weighted by what the training data says they are worth. At a
+λ where even the first cheap round is worth less than it costs (the mean over the training replays), every
+query skips the cheap model and asks the dear one straight away.
 
 The same optimal stopping as `allocator.adaptive`, learnt by backward induction over replays, with one more
 action: escalation is valued by a regression of what escalating realised on the training replays. Every
@@ -49,6 +51,9 @@ class CascadeRule:
     escalate: tuple[ValueModel, ...]
     go_on: tuple[ValueModel, ...]
     then_go_on: tuple[ValueModel, ...]
+    direct: bool
+    """Whether to skip the cheap model and ask the dear one straight away: before any sample every query
+    looks alike, so this is all or nothing at one λ (the mix of two rungs shares it out)."""
 
 
 class CascadingAdaptive(Policy):
@@ -89,10 +94,10 @@ class CascadingAdaptive(Policy):
         """What to draw next, given each model's answers so far: (model, samples), or None to stop."""
         rule = self._rule_for(text, self.budget_ if budget is None else budget)
         cheap, dear = self.levels_
-        if not first:
-            return self.models_[0], cheap[0]
+        if not first and not then:
+            return (self.models_[1], dear[0]) if rule.direct else (self.models_[0], cheap[0])
         i = int(np.searchsorted(cheap, len(first), side="right")) - 1
-        if i < 0:
+        if 0 < len(first) < cheap[0] and not then:
             return self.models_[0], cheap[0] - len(first)
         if then:
             j = int(np.searchsorted(dear, len(then), side="right")) - 1
@@ -144,6 +149,7 @@ class CascadingAdaptive(Policy):
             "lambda": self.rule_.lam,
             "lower_lambda": self.lower_rule_.lam,
             "lower_share": self.lower_share_,
+            "straight_to_dear": [self.rule_.direct, self.lower_rule_.direct],
         }
 
     # --- learning -----------------------------------------------------------------------------------------
@@ -182,8 +188,8 @@ class CascadingAdaptive(Policy):
         each training trajectory realises under it."""
         cheap, dear = (np.array(levels, dtype=np.float64) for levels in self.levels_)
         i_levels, j_levels = cheap.size, dear.size
-        first_cost = cheap[:, None] * replays.unit[0][None, :]  # (I, T)
-        cost = first_cost[:, None, :] + dear[None, :, None] * replays.unit[1][None, None, :]  # (I, J, T)
+        first_cost = np.concatenate([[0.0], cheap])[:, None] * replays.unit[0][None, :]  # (1 + I, T)
+        cost = first_cost[:, None, :] + dear[None, :, None] * replays.unit[1][None, None, :]  # (1 + I, J, T)
         worth = replays.then_right[:, -1] - lam * cost[:, -1]
         spent = cost[:, -1].copy()
         then_go_on: list[ValueModel] = []
@@ -194,16 +200,16 @@ class CascadingAdaptive(Policy):
             goes = (fixed.then[j].predict(model) > stop).reshape(worth.shape)
             worth = np.where(goes, worth, replays.then_right[:, j] - lam * cost[:, j])
             spent = np.where(goes, spent, cost[:, j])
-        entry_worth, entry_spent = worth, spent  # (I, T): escalating right after the cheap model's level i
+        entry_worth, entry_spent = worth, spent  # (1 + I, T): asking the dear model after 0 or cheap[i] samples
         escalate: list[ValueModel] = []
         go_on: list[ValueModel] = []
         worth1 = spent1 = np.zeros(0)
         for i in reversed(range(i_levels)):
             design = fixed.first[i]
-            escalate.insert(0, design.fit(entry_worth[i]))
-            values = [fixed.first_staying[i] - lam * first_cost[i], design.predict(escalate[0])]
-            worths = [replays.first_right[i] - lam * first_cost[i], entry_worth[i]]
-            spents = [first_cost[i], entry_spent[i]]
+            escalate.insert(0, design.fit(entry_worth[1 + i]))
+            values = [fixed.first_staying[i] - lam * first_cost[1 + i], design.predict(escalate[0])]
+            worths = [replays.first_right[i] - lam * first_cost[1 + i], entry_worth[1 + i]]
+            spents = [first_cost[1 + i], entry_spent[1 + i]]
             if i < i_levels - 1:
                 go_on.insert(0, design.fit(worth1))
                 values.append(design.predict(go_on[0]))
@@ -211,7 +217,9 @@ class CascadingAdaptive(Policy):
                 spents.append(spent1)
             choice = np.argmax(np.vstack(values), axis=0)
             worth1, spent1 = np.choose(choice, worths), np.choose(choice, spents)
-        return CascadeRule(lam, tuple(escalate), tuple(go_on), tuple(then_go_on)), spent1
+        direct = bool(entry_worth[0].mean() > worth1.mean())
+        rule = CascadeRule(lam, tuple(escalate), tuple(go_on), tuple(then_go_on), direct)
+        return rule, entry_spent[0] if direct else spent1
 
     def _ladder(self, replays: CascadeReplays, budget: float) -> tuple[tuple[CascadeRule, float], ...]:
         """Rules over the range of λ with their mean spend on the training replays, and a bisection onto the
@@ -266,6 +274,9 @@ class CascadingAdaptive(Policy):
         size = replays.question.size
         out = {name: np.zeros(size) for name in ("samples", "accuracy", "cost", "first", "then")}
         active = np.arange(size)
+        if rule.direct:
+            self._escalated(rule, out, active, -1, replays)
+            return out
         for i in range(cheap.size):
             if active.size == 0:
                 break
@@ -286,18 +297,20 @@ class CascadingAdaptive(Policy):
         i: int,
         replays: CascadeReplays,
     ) -> None:
-        cheap, dear = self.levels_
+        """Rows that ask the dear model after the cheap one's level i (-1: straight away), round by round."""
+        dear = self.levels_[1]
+        drawn = self.levels_[0][i] if i >= 0 else 0
         for j in range(len(dear)):
             if rows.size == 0:
                 return
             if j == len(dear) - 1:
-                self._record(out, rows, cheap[i], dear[j], replays.then_right[i, j, rows], replays)
+                self._record(out, rows, drawn, dear[j], replays.then_right[1 + i, j, rows], replays)
                 return
-            states = replays.then_states[i, j, rows]
-            cost = cheap[i] * replays.unit[0, rows] + dear[j] * replays.unit[1, rows]
+            states = replays.then_states[1 + i, j, rows]
+            cost = drawn * replays.unit[0, rows] + dear[j] * replays.unit[1, rows]
             stop = _predict(self.stay_then_[j], states) - rule.lam * cost
             goes = rule.then_go_on[j].predict(states) > stop
-            self._record(out, rows[~goes], cheap[i], dear[j], replays.then_right[i, j, rows[~goes]], replays)
+            self._record(out, rows[~goes], drawn, dear[j], replays.then_right[1 + i, j, rows[~goes]], replays)
             rows = rows[goes]
 
     @staticmethod

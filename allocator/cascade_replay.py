@@ -35,9 +35,10 @@ class CascadeReplays:
     first_right: NDArray[np.bool_]
     """(I, T) the first model's own vote right after level i."""
     then_states: NDArray[np.float64]
-    """(I, J, T, THEN_FEATURES) after escalating from level i and drawing the second model's level j."""
+    """(1 + I, J, T, THEN_FEATURES) after drawing the second model's level j, straight away (row 0) or on
+    escalating from the first model's level i (row 1 + i)."""
     then_right: NDArray[np.bool_]
-    """(I, J, T) the combined vote right there."""
+    """(1 + I, J, T) the combined vote right there."""
     unit: NDArray[np.float64]
     """(2, T) what one sample of each model costs on the trajectory's question."""
 
@@ -57,8 +58,8 @@ def cascade_replay(
     n, size = len(first), len(first) * orders
     first_states = np.zeros((len(first_levels), size, FIRST_FEATURES))
     first_right = np.zeros((len(first_levels), size), dtype=np.bool_)
-    then_states = np.zeros((len(first_levels), len(then_levels), size, THEN_FEATURES))
-    then_right = np.zeros((len(first_levels), len(then_levels), size), dtype=np.bool_)
+    then_states = np.zeros((1 + len(first_levels), len(then_levels), size, THEN_FEATURES))
+    then_right = np.zeros((1 + len(first_levels), len(then_levels), size), dtype=np.bool_)
     for q in range(n):
         rows = slice(q * orders, (q + 1) * orders)
         rng = np.random.default_rng([seed, q])
@@ -72,10 +73,11 @@ def cascade_replay(
         for i, level in enumerate(first_levels):
             first_states[i, rows] = vote_state(a_counts[:, i, :].astype(np.float64), level, first[q].total)
             first_right[i, rows] = a_right[:, i]
+        for i in range(1 + len(first_levels)):  # row 0: none of the first model's samples
+            a_part, drawn = (a_votes[:, i - 1, :], a_drawn[i - 1]) if i else (0.0, 0.0)
             for j in range(len(then_levels)):
-                votes = a_votes[:, i, :] + weight * b_votes[:, j, :]
-                total = a_drawn[i] + weight * b_drawn[j]
-                then_states[i, j, rows] = combined_state(votes, total, a_drawn[i])
+                votes = a_part + weight * b_votes[:, j, :]
+                then_states[i, j, rows] = combined_state(votes, drawn + weight * b_drawn[j], drawn)
                 then_right[i, j, rows] = _right(votes, correct)
     question = np.repeat(np.arange(n), orders)
     return CascadeReplays(
@@ -99,7 +101,7 @@ def combined_state(votes: NDArray[np.float64], total: float, first_drawn: float)
             distinct / max(total, 1.0),
             (total - answered) / total,
             ((distinct == 1) & (answered >= total - 1e-9)).astype(np.float64),
-            np.full(votes.shape[0], np.log2(first_drawn)),
+            np.full(votes.shape[0], np.log2(1 + first_drawn)),
         ]
     )
 

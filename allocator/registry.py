@@ -10,6 +10,7 @@ from allocator.base import Policy
 from allocator.baselines import LongerGetsMore, Uniform
 from allocator.cascade import CascadingAdaptive
 from allocator.learned import Imitation, PlugIn
+from allocator.published import AdaptiveConsistency, EarlyStoppingConsistency, TopTwoMargin
 from allocator.routing import FixedCascade, RandomRouting, Router
 
 POLICIES: dict[str, Callable[[], Policy]] = {
@@ -19,7 +20,11 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "imitation-gbt": lambda: Imitation("boosting"),
     "plugin": PlugIn,
     "adaptive": Adaptive,
+    "adaptive-consistency": AdaptiveConsistency,
+    "esc": EarlyStoppingConsistency,
+    "margin": TopTwoMargin,
 }
+"""With one model the published adaptive-sampling rules are baselines for `adaptive` (see allocator.published)."""
 FLEET_POLICIES: dict[str, Callable[[], Policy]] = {
     "random-routing": RandomRouting,
     "fixed-cascade": FixedCascade,

@@ -47,7 +47,8 @@ def add_arguments(parser: Parser) -> None:
         type=budgets,
         default=budgets("2,4,8"),
         metavar="B,B,...",
-        help="mean samples per query to compare at (2,4,8); a saved model is judged at the budget it was "
+        help="mean cost per query to compare at (2,4,8), in --cost units times the prices (with one model at "
+        "price 1: samples); a saved model is judged at the budget it was "
         "trained for, except a plugin model, whose budget can move",
     )
     parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="directory for the report files")

@@ -155,9 +155,9 @@ def outcome_options() -> Parser:
         "--cost",
         choices=COST_UNITS,
         default="samples",
-        help="cost of an action: k samples, or k times the question's mean tokens per sample (a sample's "
-        "`tokens` field where the file has one, else the words and punctuation of its text); times the price "
-        "(samples)",
+        help="the unit of every cost and budget (samples): an action of k samples costs k times its model's "
+        "price, or with tokens k times the question's mean tokens per sample of that model (a sample's `tokens` "
+        "field where the file has one, else the words and punctuation of its text) times the price",
     )
     return group
 

@@ -82,7 +82,8 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for row in (r for r in rows if r["budget"] == budget):
-            shares = ", ".join(f"{model} {share:.0%}" for model, share in row["spend_shares"].items())
+            spent = row["spend_shares"]
+            shares = ", ".join(f"{model} {spent[model]:.0%}" for model in meta.get("models", spent) if model in spent)
             lines.append(
                 f"| {row['policy']} | {row['accuracy']:.4f} | {row['mean_cost']:.3f} | {row['mean_samples']:.3f} | "
                 f"{shares} | {_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | "

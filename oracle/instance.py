@@ -7,6 +7,7 @@ which is what makes the oracle's choices deterministic.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,8 @@ class Instance:
     """(K,) shared costs or (n, K) per-question costs, sorted like `acc`."""
     order: NDArray[np.intp] | None
     """Sorted column -> original column: (K,) or (n, K); None when the input was already sorted."""
+    by_cost: bool = True
+    """False when per-question costs were left in the caller's order (see `make_instance`)."""
 
     @property
     def n(self) -> int:
@@ -50,19 +53,39 @@ class Instance:
         return np.take_along_axis(self.acc[rows], columns[:, None], axis=1)[:, 0]
 
     def subset(self, rows: NDArray[np.intp]) -> Instance:
-        return Instance(self.acc[rows], self.cost[rows] if self.cost.ndim == 2 else self.cost, None)
+        return Instance(self.acc[rows], self.cost[rows] if self.cost.ndim == 2 else self.cost, None, self.by_cost)
 
     def cheapest_best(self) -> NDArray[np.intp]:
         """Each question's most accurate action among its cheapest ones: the choice at a very high λ."""
         cost = self.cost_rows(slice(None))
         if cost.ndim == 1 and (cost.size == 1 or cost[1] > cost[0]):
             return np.zeros(self.n, dtype=np.intp)
-        cheapest = np.broadcast_to(cost == cost[..., :1], self.acc.shape)
-        return np.asarray(np.argmax(np.where(cheapest, self.acc, -np.inf), axis=1), dtype=np.intp)
+        return self._best_where(lambda rows: self.cost_rows(rows) == self.cost_rows(rows).min(axis=-1, keepdims=True))
+
+    def best_cheapest(self) -> NDArray[np.intp]:
+        """Each question's cheapest action among its most accurate ones: the choice at λ = 0."""
+        if self.by_cost:
+            return np.asarray(np.argmax(self.acc, axis=1), dtype=np.intp)  # the first maximum is the cheapest
+        chosen = np.empty(self.n, dtype=np.intp)
+        for span in row_chunks(self.n):
+            acc = self.acc[span]
+            best = acc == acc.max(axis=1, keepdims=True)
+            np.argmin(np.where(best, self.cost[span], np.inf), axis=1, out=chosen[span])
+        return chosen
+
+    def _best_where(self, allowed: Callable[[slice], NDArray[np.bool_]]) -> NDArray[np.intp]:
+        """The most accurate allowed action of each row (the first on ties), a chunk of rows at a time."""
+        chosen = np.empty(self.n, dtype=np.intp)
+        for span in row_chunks(self.n):
+            mask = np.broadcast_to(allowed(span), self.acc[span].shape)
+            np.argmax(np.where(mask, self.acc[span], -np.inf), axis=1, out=chosen[span])
+        return chosen
 
     @functools.cached_property
     def smallest_step(self) -> float:
         """The smallest positive difference between two actions' costs within a question (inf if none)."""
+        if not self.by_cost:
+            return 0.0  # unknown without sorting: no upgrade is ruled out by its size alone
         steps = np.diff(self.cost, axis=-1)
         positive = steps[steps > 0]
         return float(positive.min()) if positive.size else float("inf")
@@ -76,8 +99,10 @@ class Instance:
         return np.take_along_axis(self.order, columns[:, None], axis=1)[:, 0]
 
 
-def make_instance(acc: ArrayLike, cost: ArrayLike) -> Instance:
-    """Validate shapes and values; raise OracleInputError with a message a user can act on."""
+def make_instance(acc: ArrayLike, cost: ArrayLike, sort: bool = True) -> Instance:
+    """Validate shapes and values; raise OracleInputError with a message a user can act on. Per-question costs
+    are sorted too unless `sort` is False: sorting a million rows of 90 actions costs more than solving them,
+    and the solver only needs the order to break exact ties, which it can do without."""
     acc = np.asarray(acc, dtype=np.float64)
     cost = np.asarray(cost, dtype=np.float64)
     if acc.ndim != 2 or acc.shape[1] == 0:
@@ -95,6 +120,8 @@ def make_instance(acc: ArrayLike, cost: ArrayLike) -> Instance:
             return Instance(acc, cost, None)
         order = np.argsort(cost, kind="stable")
         return Instance(acc[:, order], cost[order], order)
+    if not sort:
+        return Instance(acc, cost, None, by_cost=False)
     if np.all(np.diff(cost, axis=1) >= 0):
         return Instance(acc, cost, None)
     order = np.argsort(cost, axis=1, kind="stable")

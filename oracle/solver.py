@@ -22,6 +22,7 @@ from oracle.instance import CHUNK, Instance, make_instance, row_chunks
 _RELATIVE_SLACK = 1e-12  # float sums of costs may wobble in the last bits; the budget is not exceeded beyond it
 _SUBSAMPLE = 20000  # questions used to guess λ before the exact search on all of them
 _GUESS_WIDTH = 1.02  # the guess is bracketed by [guess / width, guess * width]
+_GUESS_PRECISION = 1e-4  # the subsample's bracket need not shrink further than this, relative to λ
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,19 @@ def solve(acc: ArrayLike, cost: ArrayLike, budget: float) -> OracleSolution:
     Ties go to the cheaper action, so the result is deterministic. Raises OracleInputError when even the cheapest
     actions exceed the budget.
     """
-    inst = make_instance(acc, cost)
+    inst = make_instance(acc, cost, sort=np.ndim(cost) == 1)
     budget = float(budget)
     if not np.isfinite(budget):
         raise OracleInputError("budget must be a finite number")
     allowed = budget * inst.n * (1 + _RELATIVE_SLACK)
-    greedy = _choose(inst, 0.0)
+    greedy = inst.best_cheapest()
     if _total_cost(inst, greedy) <= allowed:
         return _solution(inst, greedy, 0.0, budget, greedy)
     cheapest = inst.cheapest_best()
     floor = _total_cost(inst, cheapest)
     if floor > allowed:
         raise OracleInputError(f"budget {budget:g} is below the cheapest allocation's mean cost {floor / inst.n:g}")
-    search = _Bracket(0.0, _lam_of_cheapest(inst), greedy, cheapest)
+    search = _Bracket(0.0, *_high_price(inst, allowed, cheapest), greedy)
     if inst.n > 2 * _SUBSAMPLE:
         _narrow_by_subsample(inst, search, allowed)
     _bisect(inst, search, allowed)
@@ -70,8 +71,8 @@ class _Bracket:
 
     lo: float
     hi: float
-    lo_actions: NDArray[np.intp]
     hi_actions: NDArray[np.intp]
+    lo_actions: NDArray[np.intp]
 
     def move(self, lam: float, actions: NDArray[np.intp], total: float, allowed: float) -> None:
         if not self.lo < lam < self.hi:
@@ -83,7 +84,10 @@ class _Bracket:
 
 
 def _choose(inst: Instance, lam: float, rows: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
-    """argmax_a p(a) - λ c(a) for every row (or the given rows), the cheapest action on ties."""
+    """argmax_a p(a) - λ c(a) for every row (or the given rows), the first maximum: the cheapest action on
+    ties when columns are sorted by cost. Unsorted (per-question costs), an exact tie between actions of
+    different cost at λ > 0 needs λ to fall exactly on a breakpoint, which bisection does not aim at; the
+    allocation is checked against the budget either way."""
     count = inst.n if rows is None else rows.size
     chosen = np.empty(count, dtype=np.intp)
     buffer = np.empty((min(CHUNK, count), inst.acc.shape[1]))
@@ -115,10 +119,20 @@ def _gathered_sum(table: NDArray[np.float64], actions: NDArray[np.intp], rows: N
     return total
 
 
-def _lam_of_cheapest(inst: Instance) -> float:
-    """A λ above every upgrade's slope, where each question takes the best of its cheapest actions."""
+def _high_price(inst: Instance, allowed: float, cheapest: NDArray[np.intp]) -> tuple[float, NDArray[np.intp]]:
+    """A λ whose allocation fits, and that allocation. Sorted, one above every upgrade's slope, where each
+    question takes the best of its cheapest actions; unsorted (the smallest step between costs unknown),
+    the first of 1, 16, 256, ... that fits."""
     spread = float(inst.acc.max() - inst.acc.min())
-    return 2 * spread / inst.smallest_step + 1.0
+    if inst.by_cost:
+        return 2 * spread / inst.smallest_step + 1.0, cheapest
+    lam = 1.0
+    while lam < 1e300:
+        actions = _choose(inst, lam)
+        if _total_cost(inst, actions) <= allowed:
+            return lam, actions
+        lam *= 16
+    return lam, cheapest
 
 
 def _narrow_by_subsample(inst: Instance, search: _Bracket, allowed: float) -> None:
@@ -128,15 +142,16 @@ def _narrow_by_subsample(inst: Instance, search: _Bracket, allowed: float) -> No
     """
     rows = np.sort(np.random.default_rng(0).choice(inst.n, _SUBSAMPLE, replace=False))
     sub = inst.subset(rows)
-    trial = _Bracket(search.lo, search.hi, search.lo_actions[rows], search.hi_actions[rows])
-    _bisect(sub, trial, allowed * _SUBSAMPLE / inst.n)
+    trial = _Bracket(search.lo, search.hi, search.hi_actions[rows], search.lo_actions[rows])
+    _bisect(sub, trial, allowed * _SUBSAMPLE / inst.n, precision=_GUESS_PRECISION)
     for lam in (trial.hi / _GUESS_WIDTH, trial.hi * _GUESS_WIDTH):
         actions = _choose(inst, lam)
         search.move(lam, actions, _total_cost(inst, actions), allowed)
 
 
-def _bisect(inst: Instance, search: _Bracket, allowed: float) -> None:
-    """Shrink the bracket to adjacent floats, re-solving only the questions still undecided.
+def _bisect(inst: Instance, search: _Bracket, allowed: float, precision: float = 0.0) -> None:
+    """Shrink the bracket to adjacent floats (or to a relative width of `precision`), re-solving only the
+    questions still undecided.
 
     A question with the same action at both ends keeps it for every λ between (monotonicity; equal cost
     means equal action under the cheapest-first tie rule), so each step only re-solves questions with a
@@ -146,7 +161,7 @@ def _bisect(inst: Instance, search: _Bracket, allowed: float) -> None:
     active = np.flatnonzero(lo_actions != hi_actions)
     settled = _total_cost(inst, hi_actions) - _total_cost(inst, hi_actions[active], active)
     lo, hi = search.lo, search.hi
-    while active.size:
+    while active.size and hi - lo > precision * hi:
         mid = lo + (hi - lo) / 2
         if not lo < mid < hi:
             break
@@ -195,8 +210,11 @@ def _take_offers(
         here = actions[source][:, None]
         cost = np.broadcast_to(inst.cost_rows(source), (here.shape[0], inst.acc.shape[1]))
         extra = cost - np.take_along_axis(cost, here, axis=1)
+        fits = (extra > 0) & (extra <= leftover)
+        if not fits.any():  # usually so for everyone but the near questions: skip the rest of the work
+            continue
         gain = inst.acc[source] - np.take_along_axis(inst.acc[source], here, axis=1)
-        fits = (extra > 0) & (extra <= leftover) & (gain > floor * extra)
+        fits &= gain > floor * extra
         ratios = np.where(fits, gain / np.where(fits, extra, 1.0), -np.inf)
         best = np.argmax(ratios, axis=1)[:, None]
         target[span] = best[:, 0]

@@ -28,37 +28,54 @@ _STEPS: tuple[tuple[str, Callable[[int, int], int]], ...] = (
 )
 
 
-def synthetic_outcomes(questions: int = 400, samples: int = 32, seed: int = 0) -> Iterator[Question]:
-    """Yield `questions` synthetic questions with `samples` recorded samples each; the same seed, the same data."""
+SKILL = 2.5  # the default model's; a stronger model over the same questions has a higher one
+
+
+def synthetic_outcomes(
+    questions: int = 400, samples: int = 32, seed: int = 0, model: str = "synthetic", skill: float = SKILL
+) -> Iterator[Question]:
+    """Yield `questions` synthetic questions with `samples` recorded samples each; the same seed, the same data.
+
+    Another `model` or `skill` answers the same questions (same ids, texts and difficulty) with samples of its
+    own, so several calls make a fleet: e.g. model="strong", skill=4.5 beside the default."""
     rng = np.random.default_rng(seed)
-    skill = 2.5
+    own = None if (model, skill) == ("synthetic", SKILL) else np.random.default_rng([seed, *model.encode()])
     for index in range(questions):
         text, gold, steps = _word_problem(rng)
-        q = 1.0 / (1.0 + np.exp(-(skill - 0.8 * steps + rng.normal(0.0, 1.2))))
+        difficulty = 0.8 * steps - rng.normal(0.0, 1.2)
         wrong = _wrong_answers(gold, rng)
         concentration = rng.choice([0.3, 3.0])
         weights = rng.dirichlet(np.full(len(wrong), concentration))
-        drawn = []
-        for _ in range(samples):
-            roll = rng.random()
-            if roll < 0.05:
-                answer, correct = None, False
-            elif roll < 0.05 + 0.95 * q:
-                answer, correct = str(gold), True
-            else:
-                answer, correct = str(wrong[rng.choice(len(wrong), p=weights)]), False
-            score = float(rng.normal(1.0 if correct else 0.0, 0.8))
-            body = f"Working through the {steps} steps in order. The answer is {answer}." if answer else "Not sure."
-            drawn.append(Sample(answer=answer, correct=correct, text=body, score=round(score, 4)))
+        drawn = _samples(rng, samples, 1.0 / (1.0 + np.exp(-(SKILL - difficulty))), gold, wrong, weights, steps)
+        if own is not None:  # the default model's draws above keep the question stream the same
+            drawn = _samples(own, samples, 1.0 / (1.0 + np.exp(-(skill - difficulty))), gold, wrong, weights, steps)
         yield Question(
             id=f"synthetic/{index:05d}",
             task="synthetic",
-            model="synthetic",
+            model=model,
             question=text,
             gold=str(gold),
             level=f"Level {steps}",
             samples=drawn,
         )
+
+
+def _samples(
+    rng: np.random.Generator, count: int, q: float, gold: int, wrong: list[int], weights: np.ndarray, steps: int
+) -> list[Sample]:
+    drawn = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.05:
+            answer, correct = None, False
+        elif roll < 0.05 + 0.95 * q:
+            answer, correct = str(gold), True
+        else:
+            answer, correct = str(wrong[rng.choice(len(wrong), p=weights)]), False
+        score = float(rng.normal(1.0 if correct else 0.0, 0.8))
+        body = f"Working through the {steps} steps in order. The answer is {answer}." if answer else "Not sure."
+        drawn.append(Sample(answer=answer, correct=correct, text=body, score=round(score, 4)))
+    return drawn
 
 
 def _word_problem(rng: np.random.Generator) -> tuple[str, int, int]:

@@ -94,7 +94,11 @@ def test_evaluate_cross_validates_every_policy_and_writes_the_report(
     assert sorted(p.name for p in out.iterdir()) == ["decisions.jsonl", "frontier.png", "report.json", "report.md"]
     report = json.loads((out / "report.json").read_text())
     policies = {row["policy"] for row in report["results"]}
-    assert policies == {"oracle", "uniform", "heuristic", "imitation-lr", "imitation-gbt", "plugin", "adaptive"}
+    assert policies == {"oracle", "uniform", "heuristic", "imitation-lr", "imitation-gbt", "plugin", "adaptive"} | {
+        "adaptive-consistency",
+        "esc",
+        "margin",
+    }
     decisions = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
     assert len(decisions) == 120 * 2 * len(policies)
     assert {row["action"] is None for row in decisions if row["policy"] == "adaptive"} == {True}

@@ -84,9 +84,10 @@ def test_the_adaptive_mix_meets_the_budget_exactly_on_its_training_replays(data:
 
 
 def test_schedules_start_at_half_the_budget_and_end_at_the_largest_action() -> None:
-    assert schedule((1, 2, 4, 8, 16, 32), 4, 6) == (2, 4, 8, 16, 32)
-    assert schedule((1, 2, 4, 8, 16, 32), 2, 3)[0] == 1
-    assert schedule((1, 2, 4, 8, 16, 32), 8, 2) == (4, 32)
+    assert schedule((1, 2, 4, 8, 16, 32), 8) == (4, 5, 7, 9, 12, 15, 19, 24, 30, 32)
+    assert schedule((1, 2, 4, 8, 16, 32), 2)[:4] == (1, 2, 3, 4)
+    assert schedule((1, 2, 4, 8, 16, 32), 4, growth=1.0) == (2, 4, 8, 16, 32)
+    assert schedule((1, 2, 4), 100) == (4,)
     with pytest.raises(OracleInputError, match="below the first round"):
         Adaptive(levels=(4, 8)).fit(Outcomes.read(synthetic_outcomes(20, 8), (1, 2, 4, 8)), 2.0)
 

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
@@ -144,3 +144,26 @@ def test_a_budget_below_the_cheapest_actions_is_refused() -> None:
 def test_invalid_input_is_refused_with_a_reason(acc, cost, budget, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(OracleInputError, match=message):
         solve(acc, cost, budget)
+
+
+@settings(max_examples=80, deadline=None)
+@given(instances(max_n=30, max_k=6))
+def test_per_question_costs_left_unsorted_solve_like_shared_ones(instance) -> None:  # type: ignore[no-untyped-def]
+    # The same costs given per question take the unsorted path: same accuracy, same spend, same λ.
+    acc, cost, budget = instance
+    if cost.ndim == 2:
+        cost = cost[0]
+    assume(budget >= cost.min())
+    shared = solve(acc, cost, budget)
+    per_question = solve(acc, np.tile(cost, (acc.shape[0], 1)), budget)
+    assert per_question.accuracy == pytest.approx(shared.accuracy, abs=1e-12)
+    assert per_question.avg_cost == pytest.approx(shared.avg_cost, abs=1e-12)
+    assert per_question.lam == pytest.approx(shared.lam, rel=1e-9)
+
+
+def test_per_question_costs_break_ties_toward_the_cheaper_action() -> None:
+    acc = np.array([[0.5, 0.5, 0.5], [0.9, 0.2, 0.9]])
+    cost = np.array([[4.0, 1.0, 2.0], [8.0, 1.0, 2.0]])  # unsorted, and differently per question
+    solution = solve(acc, cost, 10.0)
+    assert solution.actions.tolist() == [1, 2]
+    assert solution.lam == 0.0

@@ -1,0 +1,84 @@
+"""The adaptive policy against the published adaptive-sampling rules, on every recorded file given, paired by
+question: each policy is cross-validated by question (fitted on four fifths, judged on the rest) at each
+budget, and the table gives each rule's accuracy and mean cost, and adaptive's lead over it with the standard
+error of the paired per-question difference.
+
+    .venv/bin/python -m bench.adaptive_rules ../shared/data/*.jsonl --budgets 2,4,8
+
+Writes bench/results/adaptive_rules.json and prints a markdown table. Files with several models are judged
+model by model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from allocator.adaptive import Adaptive
+from allocator.baselines import Uniform
+from allocator.data import Decisions, Outcomes
+from allocator.evaluate import fold_splits, reassemble
+from allocator.published import PUBLISHED_RULES
+from files.outcomes import read_outcomes
+from oracle.curves import DEFAULT_ACTIONS
+
+RESULTS = Path(__file__).parent / "results" / "adaptive_rules.json"
+POLICIES = {"adaptive": Adaptive, "uniform": Uniform} | {rule.name: rule for rule in PUBLISHED_RULES}
+
+
+def judged(data: Outcomes, make: type, budget: float, folds: int = 5, seed: int = 0) -> Decisions:
+    parts = []
+    for number, (train, test) in enumerate(fold_splits(data, folds, seed)):
+        policy = make().fit(data.subset(train), budget)
+        parts.append((test, policy.evaluate(data.subset(test), seed=seed + number)))
+    return reassemble(parts, data.n)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--budgets", default="2,4,8")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    budgets = [float(b) for b in args.budgets.split(",")]
+    rows = []
+    print("| file | budget | policy | accuracy | mean samples | adaptive − policy (± s.e.) |")
+    print("|---|---|---|---|---|---|")
+    for path in args.files:
+        data = Outcomes.read(read_outcomes(path), DEFAULT_ACTIONS)
+        for budget in budgets:
+            started = time.perf_counter()
+            results = {name: judged(data, make, budget) for name, make in POLICIES.items()}
+            mine = results["adaptive"]
+            for name, decisions in results.items():
+                lead = mine.accuracy - decisions.accuracy
+                error = float(lead.std(ddof=1) / np.sqrt(data.n))
+                row = {
+                    "file": path.name,
+                    "questions": data.n,
+                    "budget": budget,
+                    "policy": name,
+                    "accuracy": decisions.mean_accuracy,
+                    "samples": decisions.mean_samples,
+                    "adaptive_lead": float(lead.mean()),
+                    "lead_stderr": error,
+                }
+                rows.append(row)
+                shown = "" if name == "adaptive" else f"{lead.mean():+.4f} ± {error:.4f}"
+                print(
+                    f"| {path.stem} | {budget:g} | {name} | {decisions.mean_accuracy:.4f} |"
+                    f" {decisions.mean_samples:.2f} | {shown} |"
+                )
+            print(f"<!-- {path.stem} at {budget:g}: {time.perf_counter() - started:.0f} s -->", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
