@@ -8,6 +8,8 @@ seed, samples are drawn at random with replacement. Texts are the recorded ones 
 that does not state its recorded answer in a form the gateway extracts (program-of-thought code) gets a
 closing "The answer is X." line; a sample that gave no answer says so.
 
+Several models can be served at once (`Simulator.fleet`), each replaying its own file under its own name.
+
 An unknown question gets the synthetic model of `oracle.synthetic` keyed on its text: a correct answer with
 probability q (fixed by the text's hash), otherwise one of three wrong ones.
 """
@@ -18,7 +20,7 @@ import asyncio
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,21 +64,42 @@ def reply_text(answer: str | None, text: str | None) -> str:
 
 
 class Simulator:
-    """Recorded questions by text, and the synthetic model for the rest."""
+    """Recorded questions by text, per model, and the synthetic model for the rest.
+
+    Several models (`Simulator.fleet`) are served from one process, each under its own name in `/v1/models`
+    and answering from its own recorded samples, as a fleet of one engine per model would; a request naming
+    none of them is refused, as vLLM refuses it. With one model any name is accepted (older clients)."""
 
     def __init__(self, questions: Iterable[Question], model: str = "simulated", latency: float = 0.0) -> None:
-        self.model = model
         self.latency = latency
-        self.recorded: dict[str, Recorded] = {}
-        for question in questions:
-            order = np.random.default_rng(zlib.crc32(question.id.encode())).permutation(len(question.samples))
-            texts = tuple(reply_text(question.samples[i].answer, question.samples[i].text) for i in order)
-            if texts:
-                self.recorded[question.question.strip()] = Recorded(texts)
+        self.replays = {model: _by_text(questions)}
 
-    def samples(self, prompt: str, n: int, seed: int | None) -> list[str]:
+    @classmethod
+    def fleet(cls, models: Mapping[str, Iterable[Question]], latency: float = 0.0) -> Simulator:
+        if not models:
+            raise ValueError("a simulated fleet needs at least one model")
+        simulator = cls([], next(iter(models)), latency)
+        simulator.replays = {name: _by_text(questions) for name, questions in models.items()}
+        return simulator
+
+    @property
+    def model(self) -> str:
+        """The first model's name: the one that answers a request naming none."""
+        return next(iter(self.replays))
+
+    @property
+    def recorded(self) -> dict[str, Recorded]:
+        return self.replays[self.model]
+
+    def serves(self, model: str | None) -> str | None:
+        """The model a request's `model` field selects (None: not served here)."""
+        if model in self.replays:
+            return model
+        return self.model if model is None or len(self.replays) == 1 else None
+
+    def samples(self, prompt: str, n: int, seed: int | None, model: str | None = None) -> list[str]:
         key = prompt.strip()
-        recorded = self.recorded.get(key)
+        recorded = self.replays[model or self.model].get(key)
         if recorded is None:
             return [_synthetic(key, None if seed is None else seed + i) for i in range(n)]
         m = len(recorded.texts)
@@ -84,6 +107,16 @@ class Simulator:
             picks = np.random.default_rng().integers(m, size=n)
             return [recorded.texts[int(i)] for i in picks]
         return [recorded.texts[(seed + i) % m] for i in range(n)]
+
+
+def _by_text(questions: Iterable[Question]) -> dict[str, Recorded]:
+    recorded = {}
+    for question in questions:
+        order = np.random.default_rng(zlib.crc32(question.id.encode())).permutation(len(question.samples))
+        texts = tuple(reply_text(question.samples[i].answer, question.samples[i].text) for i in order)
+        if texts:
+            recorded[question.question.strip()] = Recorded(texts)
+    return recorded
 
 
 def _synthetic(prompt: str, seed: int | None) -> str:
@@ -103,11 +136,14 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
     app = FastAPI(title="apportion simulate")
 
     async def draw(body: SimulatedRequest, prompt: str) -> tuple[list[str], int, int]:
+        model = simulator.serves(body.model)
+        if model is None:
+            raise _Missing(f"The model `{body.model}` does not exist.")  # vLLM's message, a 404
         if body.n > 1 and body.temperature == 0:
             raise _Refused("n must be 1 when using greedy sampling")  # vLLM's own rule and message
         if simulator.latency:
             await asyncio.sleep(simulator.latency)
-        texts = simulator.samples(prompt, body.n, body.seed)
+        texts = simulator.samples(prompt, body.n, body.seed, model)
         return texts, token_count(prompt), sum(token_count(text) for text in texts)
 
     def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -153,13 +189,8 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
         return {
             "object": "list",
             "data": [
-                {
-                    "id": simulator.model,
-                    "object": "model",
-                    "created": int(time.time()),
-                    "owned_by": "vllm",
-                    "max_model_len": 4096,
-                }
+                {"id": name, "object": "model", "created": int(time.time()), "owned_by": "vllm", "max_model_len": 4096}
+                for name in simulator.replays
             ],
         }
 
@@ -170,6 +201,10 @@ def create_simulator_app(simulator: Simulator) -> FastAPI:
     @app.exception_handler(_Refused)
     async def refused(request: Request, exc: _Refused) -> JSONResponse:
         return _error(400, str(exc))
+
+    @app.exception_handler(_Missing)
+    async def missing(request: Request, exc: _Missing) -> JSONResponse:
+        return _error(404, str(exc), "NotFoundError")
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
@@ -186,7 +221,11 @@ class _Refused(ValueError):
     """A request vLLM would answer with 400."""
 
 
-def _error(status: int, message: str) -> JSONResponse:
+class _Missing(LookupError):
+    """A request for a model this server does not serve: vLLM's 404."""
+
+
+def _error(status: int, message: str, kind: str = "BadRequestError") -> JSONResponse:
     return JSONResponse(
-        {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}, status_code=status
+        {"error": {"message": message, "type": kind, "param": None, "code": status}}, status_code=status
     )

@@ -178,3 +178,23 @@ def test_serving_the_cascade_draws_cheap_first_escalates_and_stops(fleet_data: O
         unanimous += ["7"] * draw[1]
     assert draw is None, "a cheap model that agrees with itself is trusted at this price"
     assert len(unanimous) <= 8
+
+
+def test_a_fleet_model_is_trained_saved_and_judged_on_held_out_questions_at_any_budget(
+    capsys: pytest.CaptureFixture[str], pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    files = ["--outcomes", str(pair[0]), "--outcomes", str(pair[1]), "--price", "strong=20", "--actions", "1,2,4,8,16"]
+    model, report = tmp_path / "model", tmp_path / "report"
+    assert run(capsys, "train", *files, "--budget", "8", "--folds", "2", "--out", str(model))[0] == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["policy"] == "adaptive" and manifest["description"]["models"] == ["synthetic", "strong"]
+    code, _, _ = run(capsys, "evaluate", *files, "--model", str(model), "--budgets", "6,10", "--out", str(report))
+    assert code == 0
+    rows = json.loads((report / "report.json").read_text())["results"]
+    judged = {row["budget"]: row for row in rows if row["policy"] == "adaptive"}
+    assert set(judged) == {6.0, 10.0}  # a cascading policy moves its budget without retraining
+    assert judged[6.0]["mean_cost"] < judged[10.0]["mean_cost"]
+    assert set(judged[10.0]["spend_shares"]) == {"synthetic", "strong"}
+    decisions = [json.loads(line) for line in (report / "decisions.jsonl").read_text().splitlines()]
+    mine = [row for row in decisions if row["policy"] == "adaptive"]
+    assert len(mine) == 2 * 160 and all(row["model"] is None and row["cost"] > 0 for row in mine)
