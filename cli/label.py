@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     counts = np.bincount(chosen, minlength=len(curves.actions))
     n = curves.n
     uniform = uniform_accuracy(curves.acc, cost, args.budget)
+    routed = _random_routing(curves, args.budget)
     models = {
         model: {
             "questions": int(sum(counts[c] for c, a in enumerate(curves.actions) if a.model == model)),
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"oracle accuracy {solution.accuracy:.4f} at mean cost {solution.avg_cost:.4g} (λ = {solution.lam:.4g}); "
         f"one action for every question at the same budget: {uniform:.4f}"
+        + (f"; random routing between the models: {routed:.4f}" if routed is not None else "")
     )
     summary: dict[str, Any] = {
         "budget": args.budget,
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         "n": n,
         "upper_bound": solution.upper_bound,
         "uniform_accuracy": finite_or_none(uniform),
+        **({"random_routing_accuracy": finite_or_none(routed)} if routed is not None else {}),
         "actions": {
             action.label(): count for action, count in zip(curves.actions, counts.tolist(), strict=True) if count
         },
@@ -106,3 +109,20 @@ def _label_rows(
     for qid, column, acc, cost in zip(*columns, strict=True):
         action = curves.actions[column]
         yield {"id": qid, **action.record(), "expected_accuracy": round(acc, 6), "cost": round(cost, 6)}
+
+
+def _random_routing(curves: ActionCurves, budget: float) -> float | None:
+    """With several models, the baseline model choice is measured from: each query to the cheapest model's
+    smallest action or the dearest's, at random, in the share that spends the budget (None with one model)."""
+    if len(curves.models) < 2:
+        return None
+    cheap, dear = min(curves.models, key=curves.prices.__getitem__), max(curves.models, key=curves.prices.__getitem__)
+    ends = [
+        min(
+            (c for c, a in enumerate(curves.actions) if a.model == model and not a.cascade),
+            key=lambda c: curves.actions[c].samples,
+        )
+        for model in (cheap, dear)
+    ]
+    cost = np.broadcast_to(curves.cost, curves.acc.shape)[:, ends]
+    return uniform_accuracy(curves.acc[:, ends], cost, budget)

@@ -74,20 +74,21 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
     ]
     for budget in sorted({row["budget"] for row in rows}):
+        spend_column = " spend by model |" if several else ""
         lines += [
             f"## Budget {budget:g} {unit} per question",
             "",
-            "| policy | accuracy | mean cost | mean samples | spend by model | gain captured | imitation accuracy "
+            f"| policy | accuracy | mean cost | mean samples |{spend_column} gain captured | imitation accuracy "
             "| regret |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|" + ("---|" if several else ""),
         ]
         for row in (r for r in rows if r["budget"] == budget):
             spent = row["spend_shares"]
             shares = ", ".join(f"{model} {spent[model]:.0%}" for model in meta.get("models", spent) if model in spent)
             lines.append(
                 f"| {row['policy']} | {row['accuracy']:.4f} | {row['mean_cost']:.3f} | {row['mean_samples']:.3f} | "
-                f"{shares} | {_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | "
-                f"{row['regret']:.4f} |"
+                + (f"{shares} | " if several else "")
+                + f"{_percent(row['gain_captured'])} | {_percent(row['imitation_accuracy'])} | {row['regret']:.4f} |"
             )
         lines.append("")
     reach = meta.get("cost_to_reach")

@@ -53,8 +53,8 @@ def solve(acc: ArrayLike, cost: ArrayLike, budget: float) -> OracleSolution:
     greedy = inst.best_cheapest()
     if _total_cost(inst, greedy) <= allowed:
         return _solution(inst, greedy, 0.0, budget, greedy)
-    cheapest = inst.cheapest_best()
-    floor = _total_cost(inst, cheapest)
+    cheapest = inst.cheapest_best() if inst.by_cost else None
+    floor = _total_cost(inst, cheapest) if cheapest is not None else float(inst.cost.min(axis=1).sum())
     if floor > allowed:
         raise OracleInputError(f"budget {budget:g} is below the cheapest allocation's mean cost {floor / inst.n:g}")
     search = _Bracket(0.0, *_high_price(inst, allowed, cheapest), greedy)
@@ -119,20 +119,19 @@ def _gathered_sum(table: NDArray[np.float64], actions: NDArray[np.intp], rows: N
     return total
 
 
-def _high_price(inst: Instance, allowed: float, cheapest: NDArray[np.intp]) -> tuple[float, NDArray[np.intp]]:
+def _high_price(inst: Instance, allowed: float, cheapest: NDArray[np.intp] | None) -> tuple[float, NDArray[np.intp]]:
     """A λ whose allocation fits, and that allocation. Sorted, one above every upgrade's slope, where each
     question takes the best of its cheapest actions; unsorted (the smallest step between costs unknown),
     the first of 1, 16, 256, ... that fits."""
-    spread = float(inst.acc.max() - inst.acc.min())
-    if inst.by_cost:
-        return 2 * spread / inst.smallest_step + 1.0, cheapest
+    if cheapest is not None:
+        return 2 * float(inst.acc.max() - inst.acc.min()) / inst.smallest_step + 1.0, cheapest
     lam = 1.0
     while lam < 1e300:
         actions = _choose(inst, lam)
         if _total_cost(inst, actions) <= allowed:
             return lam, actions
         lam *= 16
-    return lam, cheapest
+    return lam, inst.cheapest_best()
 
 
 def _narrow_by_subsample(inst: Instance, search: _Bracket, allowed: float) -> None:
@@ -183,6 +182,8 @@ def _spend_leftover(inst: Instance, search: _Bracket, allowed: float) -> NDArray
     taken until none does. Upgrades from a(λ*) gain at most λ* per unit of cost, and a question whose
     action is the same at λ*/2 gains at most λ*/2: offers above λ*/2 come from the few questions that
     differ, and everyone else is asked only if those run out. Never breaks the budget; only adds accuracy.
+    With per-question costs left unsorted everyone else is not asked: they could add at most λ*/2 per unit
+    of what is left (about one question's upgrade in cost), and asking them costs more than the solve.
     """
     actions = search.hi_actions
     leftover = allowed - _total_cost(inst, actions)
@@ -192,7 +193,7 @@ def _spend_leftover(inst: Instance, search: _Bracket, allowed: float) -> NDArray
     half = search.hi / 2
     near = np.flatnonzero(_choose(inst, half) != actions)
     leftover = _take_offers(inst, upgraded, near, leftover, floor=half)
-    if leftover >= inst.smallest_step:
+    if leftover >= inst.smallest_step and inst.by_cost:
         rest = np.flatnonzero(upgraded == actions)
         _take_offers(inst, upgraded, rest, leftover, floor=0.0)
     return upgraded
