@@ -1,7 +1,9 @@
 """A validated allocation problem: accuracies and costs with each question's actions sorted by cost.
 
 Sorting once lets every later argmax break ties toward the cheaper action just by taking the first maximum,
-which is what makes the oracle's choices deterministic.
+which is what makes the oracle's choices deterministic. Per-question costs may be left unsorted
+(`by_cost` False), where sorting would cost more than the solve: then the ties that matter are broken
+explicitly (`best_cheapest`, `cheapest_best`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def row_chunks(total: int) -> list[slice]:
 @dataclass(frozen=True)
 class Instance:
     acc: NDArray[np.float64]
-    """(n, K) accuracies, columns in increasing cost (per row when costs are per question)."""
+    """(n, K) accuracies, columns in increasing cost (per row when costs are per question) unless `by_cost`
+    is False."""
     cost: NDArray[np.float64]
     """(K,) shared costs or (n, K) per-question costs, sorted like `acc`."""
     order: NDArray[np.intp] | None
