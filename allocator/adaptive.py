@@ -27,6 +27,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from allocator.base import Policy, stable_fraction
 from allocator.data import Decisions, Outcomes
+from allocator.ladder import Ladder, build_ladder, rules_at
 from allocator.replay import Replays, answer_counts, replay, vote_state
 from oracle.errors import OracleInputError
 
@@ -81,7 +82,7 @@ class Adaptive(Policy):
             _probability_model(replays.states[r], replays.correct[r]) for r in range(len(self.levels_) - 1)
         )
         self.ladder_ = self._ladder(replays, budget)
-        self.rule_, self.lower_rule_, self.lower_share_ = self._rules_at(budget)
+        self.rule_, self.lower_rule_, self.lower_share_ = rules_at(self.ladder_, budget)
         return self
 
     def evaluate(self, data: Outcomes, seed: int = 0, budget: float | None = None) -> Decisions:
@@ -90,7 +91,7 @@ class Adaptive(Policy):
         counts = np.bincount(replays.question, minlength=data.n)
         levels = np.array(self.levels_, dtype=np.float64)
         samples, accuracy = np.zeros(data.n), np.zeros(data.n)
-        rule, lower, lower_share = self._rules_at(self.budget_ if budget is None else budget)
+        rule, lower, lower_share = rules_at(self.ladder_, self.budget_ if budget is None else budget)
         for each, share in ((rule, 1 - lower_share), (lower, lower_share)):
             stop = self._stopping_levels(each, replays)
             right = replays.correct[stop, np.arange(stop.size)].astype(np.float64)
@@ -109,7 +110,7 @@ class Adaptive(Policy):
         if level >= len(self.levels_) - 1:
             return 0
         rule, lower_rule, lower_share = (
-            (self.rule_, self.lower_rule_, self.lower_share_) if budget is None else (self._rules_at(budget))
+            (self.rule_, self.lower_rule_, self.lower_share_) if budget is None else rules_at(self.ladder_, budget)
         )
         rule = lower_rule if stable_fraction(text) < lower_share else rule
         state = vote_state(answer_counts(answers), drawn)
@@ -118,7 +119,7 @@ class Adaptive(Policy):
 
     def lam(self, budget: float | None = None) -> float:
         """The mix's mean λ at `budget`."""
-        rule, lower_rule, lower_share = self._rules_at(self.budget_ if budget is None else budget)
+        rule, lower_rule, lower_share = rules_at(self.ladder_, self.budget_ if budget is None else budget)
         return (1 - lower_share) * rule.lam + lower_share * lower_rule.lam
 
     def spend_range(self) -> tuple[float, float]:
@@ -166,46 +167,17 @@ class Adaptive(Policy):
             stop = np.where(goes, stop, level)
         return StoppingRule(lam, tuple(going_on)), stop
 
-    def _ladder(self, replays: Replays, budget: float) -> tuple[tuple[StoppingRule, float], ...]:
-        """Rules at many values of λ with their spend on the training replays, so that serving can move to
-        another budget without refitting: a sweep over the whole range of λ plus a bisection onto `budget`.
-        Sorted by λ, keeping only rungs whose spend falls as λ rises."""
+    def _ladder(self, replays: Replays, budget: float) -> Ladder[StoppingRule]:
+        """Rules at many values of λ with their spend on the training replays (see `allocator.ladder`)."""
         levels = np.array(self.levels_, dtype=np.float64)
-        rungs: dict[float, tuple[StoppingRule, float]] = {}
         fixed = _Fixed.of(list(replays.states[:-1]), self.staying_)
 
-        def at(lam: float) -> float:
+        def fit_at(lam: float) -> tuple[StoppingRule, float]:
             rule, stop = self._backward(replays, lam, fixed)
-            rungs[lam] = (rule, float(levels[stop].mean()))
-            return rungs[lam][1]
+            return rule, float(levels[stop].mean())
 
         top = 1.0 / float(np.diff(levels).min()) + 1.0 if len(levels) > 1 else 1.0
-        for lam in (0.0, *np.geomspace(top / 1000, top, _SWEEP)):
-            at(float(lam))
-        lo, hi = 0.0, top
-        if at(lo) > budget:
-            while at(hi) > budget and hi < 1e9:  # a regression's error may still tempt a replay on
-                lo, hi = hi, hi * 4
-            for _ in range(40):
-                mid = (lo + hi) / 2
-                lo, hi = (lo, mid) if at(mid) <= budget else (mid, hi)
-        ladder: list[tuple[StoppingRule, float]] = []
-        for lam in sorted(rungs):
-            if not ladder or rungs[lam][1] < ladder[-1][1]:
-                ladder.append(rungs[lam])
-        return tuple(ladder)
-
-    def _rules_at(self, budget: float) -> tuple[StoppingRule, StoppingRule, float]:
-        """The cheapest rung whose spend fits `budget`, the rung below it, and the share of queries to give
-        the lower one so that the mix spends the budget (a randomised rule, as in the LP)."""
-        spends = np.array([spend for _, spend in self.ladder_])
-        fits = int(np.argmax(spends <= budget)) if (spends <= budget).any() else len(spends) - 1
-        rule, spend = self.ladder_[fits]
-        if fits == 0 or spend > budget:
-            return rule, rule, 0.0
-        lower_rule, lower_spend = self.ladder_[fits - 1]
-        share = (budget - spend) / (lower_spend - spend)
-        return rule, lower_rule, float(np.clip(share, 0.0, 1.0))
+        return build_ladder(fit_at, budget, top, span=1000, sweep=_SWEEP, bisections=40)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from allocator.adaptive import RidgeDesign, ValueModel, _predict, _probability_m
 from allocator.base import Policy, stable_fraction
 from allocator.cascade_replay import CascadeReplays, cascade_replay, combined_answer, combined_state
 from allocator.data import Decisions, Outcomes
+from allocator.ladder import Ladder, build_ladder, rules_at
 from allocator.replay import answer_counts, vote_state
 from oracle.errors import OracleInputError
 
@@ -83,7 +84,7 @@ class CascadingAdaptive(Policy):
             for j in range(j_levels)
         )
         self.ladder_ = self._ladder(replays, budget)
-        self.rule_, self.lower_rule_, self.lower_share_ = self._rules_at(budget)
+        self.rule_, self.lower_rule_, self.lower_share_ = rules_at(self.ladder_, budget)
         return self
 
     # --- serving ------------------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class CascadingAdaptive(Policy):
 
     def evaluate(self, data: Outcomes, seed: int = 0, budget: float | None = None) -> Decisions:
         replays = self._replays(data, seed + 10_007)  # orders unseen in training
-        rule, lower, share = self._rules_at(self.budget_ if budget is None else budget)
+        rule, lower, share = rules_at(self.ladder_, self.budget_ if budget is None else budget)
         outcomes = [self._walk(r, replays) for r in (rule, lower)]
         counts = np.bincount(replays.question, minlength=data.n)
         fields = {}
@@ -135,7 +136,7 @@ class CascadingAdaptive(Policy):
         return Decisions(fields["samples"], fields["accuracy"], None, fields["cost"], spend)
 
     def lam(self, budget: float | None = None) -> float:
-        rule, lower, share = self._rules_at(self.budget_ if budget is None else budget)
+        rule, lower, share = rules_at(self.ladder_, self.budget_ if budget is None else budget)
         return (1 - share) * rule.lam + share * lower.lam
 
     def spend_range(self) -> tuple[float, float]:
@@ -221,10 +222,8 @@ class CascadingAdaptive(Policy):
         rule = CascadeRule(lam, tuple(escalate), tuple(go_on), tuple(then_go_on), direct)
         return rule, entry_spent[0] if direct else spent1
 
-    def _ladder(self, replays: CascadeReplays, budget: float) -> tuple[tuple[CascadeRule, float], ...]:
-        """Rules over the range of λ with their mean spend on the training replays, and a bisection onto the
-        budget; kept only where spend falls as λ rises."""
-        rungs: dict[float, tuple[CascadeRule, float]] = {}
+    def _ladder(self, replays: CascadeReplays, budget: float) -> Ladder[CascadeRule]:
+        """Rules over the range of λ with their mean spend on the training replays (see `allocator.ladder`)."""
         fixed = _Fixed(
             tuple(RidgeDesign(states) for states in replays.first_states),
             tuple(_predict(m, states) for m, states in zip(self.stay_first_, replays.first_states, strict=True)),
@@ -234,38 +233,15 @@ class CascadingAdaptive(Policy):
             ),
         )
 
-        def at(lam: float) -> float:
+        def fit_at(lam: float) -> tuple[CascadeRule, float]:
             rule, spent = self._backward(replays, lam, fixed)
-            rungs[lam] = (rule, float(spent.mean()))
-            return rungs[lam][1]
+            return rule, float(spent.mean())
 
         top = 1.0 / float(min(self.prices_)) + 1.0
-        for lam in (0.0, *np.geomspace(top / 10_000, top, _SWEEP)):
-            at(float(lam))
-        lo, hi = 0.0, top
-        if at(lo) > budget:
-            while at(hi) > budget and hi < 1e9:
-                lo, hi = hi, hi * 4
-            for _ in range(30):
-                mid = (lo + hi) / 2
-                lo, hi = (lo, mid) if at(mid) <= budget else (mid, hi)
-        ladder: list[tuple[CascadeRule, float]] = []
-        for lam in sorted(rungs):
-            if not ladder or rungs[lam][1] < ladder[-1][1]:
-                ladder.append(rungs[lam])
-        return tuple(ladder)
-
-    def _rules_at(self, budget: float) -> tuple[CascadeRule, CascadeRule, float]:
-        spends = np.array([spend for _, spend in self.ladder_])
-        fits = int(np.argmax(spends <= budget)) if (spends <= budget).any() else len(spends) - 1
-        rule, spend = self.ladder_[fits]
-        if fits == 0 or spend > budget:
-            return rule, rule, 0.0
-        lower, lower_spend = self.ladder_[fits - 1]
-        return rule, lower, float(np.clip((budget - spend) / (lower_spend - spend), 0.0, 1.0))
+        return build_ladder(fit_at, budget, top, span=10_000, sweep=_SWEEP, bisections=30)
 
     def _rule_for(self, text: str, budget: float) -> CascadeRule:
-        rule, lower, share = self._rules_at(budget)
+        rule, lower, share = rules_at(self.ladder_, budget)
         return lower if stable_fraction(text) < share else rule
 
     def _walk(self, rule: CascadeRule, replays: CascadeReplays) -> dict[str, NDArray[np.float64]]:
