@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 
 from allocator.adaptive import RidgeDesign, ValueModel, _predict, _probability_model
 from allocator.base import Policy, stable_fraction
-from allocator.cascade_replay import CascadeReplays, cascade_replay, combined_answer, combined_state
+from allocator.cascade_replay import (
+    CascadeReplays,
+    cascade_replay,
+    combined_answer,
+    combined_state,
+    weighted_tally,
+)
 from allocator.data import Decisions, Outcomes
 from allocator.ladder import Ladder, build_ladder, rules_at
 from allocator.replay import answer_counts, vote_state
@@ -314,13 +320,7 @@ def _combined(
     first: Sequence[str | None], then: Sequence[str | None], weight: float
 ) -> tuple[NDArray[np.float64], float]:
     """One row of combined weighted votes, and the weighted number of samples."""
-    score: dict[str, float] = {}
-    for answer in first:
-        if answer is not None:
-            score[answer] = score.get(answer, 0.0) + 1.0
-    for answer in then:
-        if answer is not None:
-            score[answer] = score.get(answer, 0.0) + weight
+    score = weighted_tally(first, then, weight)
     return np.array([list(score.values()) or [0.0]]), len(first) + weight * len(then)
 
 

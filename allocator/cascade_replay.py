@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from allocator.replay import vote_state
+from allocator.replay import STATE_FEATURES, agreement, vote_state
 from oracle.curves import random_orders
 from oracle.votes import VoteGroups
 
-FIRST_FEATURES = 7  # allocator.replay.STATE_FEATURES of the first model's votes
-THEN_FEATURES = 8  # those of the combined vote, and how many samples the first model gave
+FIRST_FEATURES = len(STATE_FEATURES)  # of the first model's votes
+THEN_FEATURES = FIRST_FEATURES + 1  # those of the combined vote, and how many samples the first model gave
 
 
 @dataclass(frozen=True)
@@ -87,27 +87,11 @@ def cascade_replay(
 
 def combined_state(votes: NDArray[np.float64], total: float, first_drawn: float) -> NDArray[np.float64]:
     """THEN_FEATURES of weighted votes (rows × answers) out of `total` weighted samples."""
-    ranked = -np.sort(-votes, axis=1)
-    top = ranked[:, 0] if ranked.shape[1] else np.zeros(votes.shape[0])
-    second = ranked[:, 1] if ranked.shape[1] > 1 else np.zeros(votes.shape[0])
-    answered = votes.sum(axis=1)
-    distinct = (votes > 0).sum(axis=1)
-    return np.column_stack(
-        [
-            np.full(votes.shape[0], np.log2(total)),
-            top / total,
-            second / total,
-            (top - second) / total,
-            distinct / max(total, 1.0),
-            (total - answered) / total,
-            ((distinct == 1) & (answered >= total - 1e-9)).astype(np.float64),
-            np.full(votes.shape[0], np.log2(1 + first_drawn)),
-        ]
-    )
+    return np.column_stack([agreement(votes, total), np.full(votes.shape[0], np.log2(1 + first_drawn))])
 
 
-def combined_answer(first: Sequence[str | None], then: Sequence[str | None], weight: float) -> str | None:
-    """The winner of both models' votes, the second's counting `weight` each (ties to the answer seen first)."""
+def weighted_tally(first: Sequence[str | None], then: Sequence[str | None], weight: float) -> dict[str, float]:
+    """Both models' votes by answer, in the order first seen, the second's counting `weight` each."""
     score: dict[str, float] = {}
     for answer in first:
         if answer is not None:
@@ -115,6 +99,12 @@ def combined_answer(first: Sequence[str | None], then: Sequence[str | None], wei
     for answer in then:
         if answer is not None:
             score[answer] = score.get(answer, 0.0) + weight
+    return score
+
+
+def combined_answer(first: Sequence[str | None], then: Sequence[str | None], weight: float) -> str | None:
+    """The winner of both models' votes, the second's counting `weight` each (ties to the answer seen first)."""
+    score = weighted_tally(first, then, weight)
     return max(score, key=lambda a: score[a]) if score else None
 
 

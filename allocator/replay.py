@@ -56,7 +56,11 @@ def vote_state(counts: NDArray[np.float64], level: int, recorded: int | None = N
     A replay of a question with fewer `recorded` samples than the level shows all it has (none recorded:
     every sample drawn gave no answer).
     """
-    drawn = min(level, recorded) if recorded else level
+    return agreement(counts, min(level, recorded) if recorded else level)
+
+
+def agreement(counts: NDArray[np.float64], total: float) -> NDArray[np.float64]:
+    """STATE_FEATURES of vote counts (rows × answers, weighted or not) out of `total` samples drawn."""
     ranked = -np.sort(-counts, axis=1)
     top = ranked[:, 0] if ranked.shape[1] else np.zeros(counts.shape[0])
     second = ranked[:, 1] if ranked.shape[1] > 1 else np.zeros(counts.shape[0])
@@ -64,13 +68,13 @@ def vote_state(counts: NDArray[np.float64], level: int, recorded: int | None = N
     distinct = (counts > 0).sum(axis=1)
     return np.column_stack(
         [
-            np.full(counts.shape[0], np.log2(drawn)),
-            top / drawn,
-            second / drawn,
-            (top - second) / drawn,
-            distinct / drawn,
-            (drawn - answered) / drawn,
-            ((distinct == 1) & (answered == drawn)).astype(np.float64),
+            np.full(counts.shape[0], np.log2(total)),
+            top / total,
+            second / total,
+            (top - second) / total,
+            distinct / max(total, 1.0),
+            (total - answered) / total,
+            ((distinct == 1) & (answered >= total - 1e-9)).astype(np.float64),
         ]
     )
 
