@@ -23,6 +23,7 @@ from scipy.special import betainc
 
 from allocator.base import Policy, stable_fraction
 from allocator.data import Decisions, Outcomes
+from oracle.costs import uniform_mix
 from oracle.curves import random_orders
 
 
@@ -98,15 +99,9 @@ class PublishedRule(Policy):
         }
 
     def _mix(self, budget: float) -> tuple[int, int, float]:
-        """The settings whose training spend brackets `budget` and the share of queries given the dearer."""
-        above = int(np.searchsorted(self.spends_, budget, side="left"))
-        if above == 0:
-            return 0, 0, 0.0
-        if above >= self.spends_.size:
-            return self.spends_.size - 1, self.spends_.size - 1, 0.0
-        low, high = above - 1, above
-        gap = self.spends_[high] - self.spends_[low]
-        return low, high, float((budget - self.spends_[low]) / gap) if gap > 0 else 0.0
+        """The settings whose training spend brackets `budget` and the share of queries given the dearer, as
+        uniform allocation mixes two sample counts."""
+        return uniform_mix(self.spends_, budget)
 
     def _replay(
         self, data: Outcomes, settings: NDArray[np.float64], seed: int

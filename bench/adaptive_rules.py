@@ -20,23 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from allocator.adaptive import Adaptive
-from allocator.baselines import Uniform
-from allocator.data import Decisions, Outcomes
-from allocator.evaluate import fold_splits, reassemble
+from allocator.data import Outcomes
+from allocator.evaluate import cross_validate
 from allocator.published import PUBLISHED_RULES
 from files.outcomes import read_outcomes
 from oracle.curves import DEFAULT_ACTIONS
 
 RESULTS = Path(__file__).parent / "results" / "adaptive_rules.json"
-POLICIES = {"adaptive": Adaptive, "uniform": Uniform} | {rule.name: rule for rule in PUBLISHED_RULES}
-
-
-def judged(data: Outcomes, make: type, budget: float, folds: int = 5, seed: int = 0) -> Decisions:
-    parts = []
-    for number, (train, test) in enumerate(fold_splits(data, folds, seed)):
-        policy = make().fit(data.subset(train), budget)
-        parts.append((test, policy.evaluate(data.subset(test), seed=seed + number)))
-    return reassemble(parts, data.n)
+POLICIES = {"adaptive": Adaptive} | {rule.name: rule for rule in PUBLISHED_RULES}
 
 
 def main() -> int:
@@ -53,7 +44,8 @@ def main() -> int:
         data = Outcomes.read(read_outcomes(path), DEFAULT_ACTIONS)
         for budget in budgets:
             started = time.perf_counter()
-            results = {name: judged(data, make, budget) for name, make in POLICIES.items()}
+            judged = cross_validate(data, POLICIES, [budget])  # uniform (the yardstick) first, then POLICIES
+            results = {result.policy: result.decisions for result in judged if result.policy != "oracle"}
             mine = results["adaptive"]
             for name, decisions in results.items():
                 lead = mine.accuracy - decisions.accuracy
