@@ -22,15 +22,10 @@ from oracle.errors import OracleInputError
 
 def weak_and_strong(data: Outcomes) -> tuple[int, int]:
     """The columns of the cheapest model's and the dearest model's smallest single-model actions."""
-    prices = data.curves.prices
-    cheap, dear = min(data.models, key=prices.__getitem__), max(data.models, key=prices.__getitem__)
-    if cheap == dear:
+    weak, strong = data.curves.single_sample_ends()
+    if data.actions[weak].model == data.actions[strong].model:
         raise OracleInputError("routing chooses between models: give at least two outcome files")
-
-    def smallest(model: str) -> int:
-        return min((c for c in data.plain() if data.actions[c].model == model), key=lambda c: data.actions[c].samples)
-
-    return smallest(cheap), smallest(dear)
+    return weak, strong
 
 
 class RandomRouting(Policy):

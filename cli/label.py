@@ -116,13 +116,6 @@ def _random_routing(curves: ActionCurves, budget: float) -> float | None:
     smallest action or the dearest's, at random, in the share that spends the budget (None with one model)."""
     if len(curves.models) < 2:
         return None
-    cheap, dear = min(curves.models, key=curves.prices.__getitem__), max(curves.models, key=curves.prices.__getitem__)
-    ends = [
-        min(
-            (c for c, a in enumerate(curves.actions) if a.model == model and not a.cascade),
-            key=lambda c: curves.actions[c].samples,
-        )
-        for model in (cheap, dear)
-    ]
+    ends = list(curves.single_sample_ends())
     cost = np.broadcast_to(curves.cost, curves.acc.shape)[:, ends]
     return uniform_accuracy(curves.acc[:, ends], cost, budget)

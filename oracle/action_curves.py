@@ -74,6 +74,17 @@ class ActionCurves:
                 out[:, column] += self.escalation[:, column] * action.then_samples * self.unit_cost[:, index]
         return out
 
+    def single_sample_ends(self) -> tuple[int, int]:
+        """The columns of the cheapest model's and the dearest model's smallest one-model actions: the two
+        that random routing mixes (the same column twice with one model)."""
+        cheap, dear = min(self.models, key=self.prices.__getitem__), max(self.models, key=self.prices.__getitem__)
+
+        def smallest(model: str) -> int:
+            own = (c for c, action in enumerate(self.actions) if action.model == model and not action.cascade)
+            return min(own, key=lambda c: self.actions[c].samples)
+
+        return smallest(cheap), smallest(dear)
+
     @property
     def samples(self) -> NDArray[np.float64]:
         """(n, K) each action's expected samples, all models together."""
