@@ -10,10 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oracle.action_curves import ActionCurves, fleet_curves, single_model_curves
-from oracle.actions import Action
+from oracle.actions import Action, parse_prices
 from oracle.costs import CostUnit
 from oracle.curves import accuracy_curves
-from oracle.errors import OracleInputError
 from oracle.fleet import Fleet
 from oracle.outcomes import Question
 from oracle.votes import VoteGroups
@@ -88,10 +87,7 @@ class Outcomes:
 
         curves = accuracy_curves(remember(questions), ks)
         name = named[0] if named else model or "model"
-        unknown = set(prices or {}) - {name}
-        if unknown:
-            raise OracleInputError(f"--price {sorted(unknown)[0]}: no model of that name (the model: {name})")
-        price = (prices or {}).get(name, 1.0)
+        price = parse_prices(list((prices or {}).items()), [name])[name]
         return cls(ids, texts, single_model_curves(curves, name, price, unit), {name: votes})
 
     @classmethod
