@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from allocator.adaptive import Adaptive
 from allocator.baselines import Uniform
 from allocator.data import Outcomes
+from allocator.ladder import rules_at
 from oracle.synthetic import synthetic_outcomes
 from service.ledger.control import BudgetController, UnreachableTarget
 
@@ -87,7 +88,7 @@ def test_adaptive_moves_along_its_ladder_of_lambdas(outcomes: Outcomes) -> None:
     lams = [policy.lam(b) for b in budgets]
     assert all(a >= b for a, b in itertools.pairwise(lams)), "a larger budget must not have a larger λ"
     for budget in budgets:  # each mix of two rungs spends exactly the budget on the training replays
-        rule, lower, share = policy._rules_at(budget)
+        rule, lower, share = rules_at(policy.ladder_, budget)
         spends = {r.lam: s for r, s in policy.ladder_}
         assert (1 - share) * spends[rule.lam] + share * spends[lower.lam] == pytest.approx(budget)
     assert policy.lam(4.0) == pytest.approx(policy.lam())
