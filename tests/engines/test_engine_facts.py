@@ -130,6 +130,13 @@ def test_llamacpp_models_and_no_health(llamacpp_url: str) -> None:
 
 
 def test_llamacpp_ignores_n_and_honours_seed(llamacpp_url: str) -> None:
+    """A seeded request repeats itself once the prompt is warm.
+
+    llama-cpp-python keeps the previous request's KV cache and re-evaluates only what differs: a cold prompt is
+    evaluated in one batch, a warm one token by token, and the logits differ in their last bits, enough to change
+    a sample drawn at temperature 1. So the first call only warms the cache; the two after it are compared.
+    """
+    chat(llamacpp_url, LLAMACPP_MODEL, n=1, seed=7, **SAMPLING)
     body = chat(llamacpp_url, LLAMACPP_MODEL, n=4, seed=123, **SAMPLING)
     [choice] = body["choices"]  # one choice, whatever n asks for
     assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
