@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from allocator.data import Decisions, Outcomes, one_shot
+from allocator.plans import ActionPlan, Plan, RoundsPlan
 from oracle.errors import OracleInputError
 from oracle.solver import solve
 
@@ -42,6 +43,17 @@ class Policy(ABC):
         One-shot policies decide everything up front.
         """
         return 0 if answers else self.ks_[self.choose_one(text, budget)]
+
+    def plan(self, text: str, budget: float | None = None) -> Plan:
+        """How serving samples `text` at `budget`: rounds of `next_samples` of the one model for an adaptive
+        policy, the chosen action for a one-shot one."""
+        if self.adaptive:
+            return RoundsPlan(self.actions_[0].model, lambda answers: self.next_samples(text, answers, budget))
+        return ActionPlan(self.actions_[self.choose_one(text, budget)])
+
+    def models(self) -> list[str]:
+        """The models its actions sample, cheapest first as the training data listed them."""
+        return list(dict.fromkeys(m for a in self.actions_ for m in (a.model, a.then) if m is not None))
 
     def choose_one(self, text: str, budget: float | None) -> int:
         """`choose_at` for one text: what serving asks, once per query."""
@@ -75,6 +87,8 @@ class Policy(ABC):
         self.costs_ = data.mean_cost
         """Each action's mean cost on the training questions: what a one-shot choice is priced at."""
         self.budget_ = float(budget)
+        self.prices_ = dict(data.curves.prices)
+        """Each model's price per unit of cost (sample or token), as trained with."""
 
     def description(self) -> dict[str, Any]:
         """Hyper-parameters and what was learnt, for a model's manifest."""

@@ -31,6 +31,7 @@ from allocator.cascade_replay import (
 )
 from allocator.data import Decisions, Outcomes
 from allocator.ladder import Ladder, build_ladder, rules_at
+from allocator.plans import Drawn, Plan, Step
 from allocator.replay import answer_counts, vote_state
 from oracle.errors import OracleInputError
 
@@ -78,7 +79,9 @@ class CascadingAdaptive(Policy):
             raise OracleInputError("the cascading policy chains two models: give two outcome files")
         self.models_ = tuple(sorted(data.models, key=lambda m: data.curves.prices[m]))
         self.levels_ = (_first_levels(data, self.models_[0]), _then_levels(data, self.models_[1]))
-        self.prices_ = tuple(data.curves.prices[m] for m in self.models_)
+        self.unit_costs_ = tuple(float(data.curves.unit_cost[:, data.models.index(m)].mean()) for m in self.models_)
+        """Each model's mean cost per sample on the training questions: its price, times its mean tokens per
+        sample when cost is in tokens. Serving prices what a query has drawn so far with it."""
         self.weight_ = self._weight(data)
         replays = self._replays(data, self.seed)
         i_levels, j_levels = len(self.levels_[0]), len(self.levels_[1])
@@ -126,6 +129,9 @@ class CascadingAdaptive(Policy):
     def answer(self, first: Sequence[str | None], then: Sequence[str | None]) -> str | None:
         """The combined vote's winner."""
         return combined_answer(first, then, self.weight_)
+
+    def plan(self, text: str, budget: float | None = None) -> Plan:
+        return _CascadePlan(self, text, budget)
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
@@ -179,7 +185,7 @@ class CascadingAdaptive(Policy):
         return best
 
     def _cost(self, first: int, then: int) -> float:
-        return first * self.prices_[0] + then * self.prices_[1]
+        return first * self.unit_costs_[0] + then * self.unit_costs_[1]
 
     def _choose(
         self, rule: CascadeRule, i: int, states: NDArray[np.float64], spent: NDArray[np.float64]
@@ -243,7 +249,7 @@ class CascadingAdaptive(Policy):
             rule, spent = self._backward(replays, lam, fixed)
             return rule, float(spent.mean())
 
-        top = 1.0 / float(min(self.prices_)) + 1.0
+        top = 1.0 / float(min(self.unit_costs_)) + 1.0
         return build_ladder(fit_at, budget, top, span=10_000, sweep=_SWEEP, bisections=30)
 
     def _rule_for(self, text: str, budget: float) -> CascadeRule:
@@ -322,6 +328,21 @@ def _combined(
     """One row of combined weighted votes, and the weighted number of samples."""
     score = weighted_tally(first, then, weight)
     return np.array([list(score.values()) or [0.0]]), len(first) + weight * len(then)
+
+
+class _CascadePlan(Plan):
+    adaptive = True
+
+    def __init__(self, policy: CascadingAdaptive, text: str, budget: float | None) -> None:
+        self.policy, self.text, self.budget = policy, text, budget
+
+    def next(self, drawn: Drawn) -> Step | None:
+        cheap, dear = self.policy.models_
+        return self.policy.next_draw(self.text, drawn.get(cheap, ()), drawn.get(dear, ()), self.budget)
+
+    def answer(self, drawn: Drawn) -> str | None:
+        cheap, dear = self.policy.models_
+        return self.policy.answer(drawn.get(cheap, ()), drawn.get(dear, ()))
 
 
 def _first_levels(data: Outcomes, model: str) -> tuple[int, ...]:

@@ -86,3 +86,14 @@ def aggregate(answers: Sequence[str | None], scores: Sequence[float | None] | No
         votes=votes,
         agreement=counted.counts[winner] / len(answers),
     )
+
+
+def verdict_for(answers: Sequence[str | None], winner: str | None) -> Verdict:
+    """The verdict when the winner was decided elsewhere (a plan weighing two models' votes): the votes of every
+    sample, the first sample that gave the winner, and its share of all samples."""
+    counted = tally(answers)
+    votes = dict(zip(counted.answers, counted.counts, strict=True))
+    if winner is None or winner not in votes:
+        return Verdict(answer=None, sample=0, votes=votes, agreement=0.0)
+    group = counted.answers.index(winner)
+    return Verdict(winner, counted.first[group], votes, counted.counts[group] / len(answers))

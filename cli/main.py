@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except (DataFileError, UsageError, OracleInputError) as exc:
         print(f"apportion {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("apportion: interrupted; no output was written", file=sys.stderr)
         return 130

@@ -23,6 +23,14 @@ _PROGRESS_FROM_BYTES = 4 * 2**20  # smaller files are read before a bar would be
 class UsageError(Exception):
     """A flag or setting that cannot be used as given (not a file's fault), worded for the user."""
 
+    exit_code = 1
+
+
+class MisconfiguredFleet(UsageError):
+    """The backends given cannot serve the policy (a model none of them serves): exit 2, as a usage error."""
+
+    exit_code = 2
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.options import Parser, UsageError, positive_float, positive_int
+from cli.options import MisconfiguredFleet, Parser, UsageError, positive_float, positive_int
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -31,28 +31,36 @@ _NUMBERS = (  # flag, type, help: the gateway's numeric settings (defaults are `
     ("--body-timeout", positive_float, "seconds to send a request's body; then 408 (30)"),
     ("--keep-alive-timeout", positive_float, "seconds an idle connection stays open (5)"),
 )
-_LIST_SETTINGS = {"backends"}
-_FLAGS = {"backends": "--backend"}
+_LIST_SETTINGS = {"backends", "prices"}
+_FLAGS = {"backends": "--backend", "prices": "--price"}
 
 
 HELP = "run the gateway in front of OpenAI-compatible backends"
 DESCRIPTION = (
-    "Serve an OpenAI-compatible API that picks each query's sample count with a "
-    "trained policy and keeps the fleet's mean samples per query on target."
+    "Serve an OpenAI-compatible API that picks each query's models and sample counts with a trained policy "
+    "and keeps the fleet's mean cost per query on target (samples, or tokens, times each model's price)."
 )
 EXAMPLES = """\
 examples:
   apportion serve --model models/gsm8k-b4 --backend http://127.0.0.1:8000/v1
   apportion serve --model models/gsm8k-b4 --backend http://vllm-a:8000/v1 --backend http://vllm-b:8000/v1 \\
       --target-samples 3 --redis redis://127.0.0.1:6379/0 --tenants tenants.json --port 8080
+  apportion serve --model models/pair-c8 --backend http://small:8000/v1 --backend gpt-4=http://large:8000/v1 \\
+      --cost tokens --price gpt-4=20 --target-cost 4000
+
+A policy trained on two models cascades across them: each backend is asked which models it serves
+(GET /v1/models, vLLM's --served-model-name), or pinned with NAME=URL; a model of the policy that no backend
+serves stops start-up. Costs are in the units the model was trained with unless --cost and --price say
+otherwise; in tokens, a query is charged each model's price times the completion tokens its backend reported.
 
 Without --tenants the API is open: every caller is admitted, as tenant "anonymous" (a warning is logged at
 start). Give a tenants file (see apportion key) to require keys, and APPORTION_ADMIN_KEY for the admin.
 
-Every flag can also be set as an environment variable: APPORTION_MODEL, APPORTION_BACKENDS (a JSON list),
-APPORTION_TARGET_SAMPLES, APPORTION_REDIS, ...; the admin key only as APPORTION_ADMIN_KEY (a flag would
-show it to anyone who can list processes). Clients use any OpenAI SDK with
-base_url http://HOST:PORT/v1 and model "apportion"; see GET /docs for the API.
+Every flag can also be set as an environment variable: APPORTION_MODEL, APPORTION_BACKENDS and
+APPORTION_PRICES (JSON lists), APPORTION_TARGET_COST, APPORTION_REDIS, ...; the admin key only as
+APPORTION_ADMIN_KEY (a flag would show it to anyone who can list processes). Clients use any OpenAI SDK
+with base_url http://HOST:PORT/v1 and model "apportion" (or a backend's own model: one sample, no policy);
+see GET /docs for the API.
 """
 PARENTS = ()
 
@@ -64,15 +72,33 @@ def add_arguments(parser: Parser) -> None:
         dest="backends",
         action="append",
         default=[],
-        metavar="URL",
-        help="an OpenAI-compatible base URL (repeat for several; balanced by outstanding requests)",
+        metavar="[NAME=]URL",
+        help="an OpenAI-compatible base URL, or NAME=URL to pin it to the policy's model NAME (repeat for "
+        "several; a model's backends are balanced by outstanding requests)",
     )
     parser.add_argument(
-        "--target-samples",
+        "--target-cost",
         type=positive_float,
         metavar="X",
-        help="fleet budget: mean samples per query (default: the budget the model was trained at); it must be "
+        help="fleet budget: mean cost per query (default: the budget the model was trained at); it must be "
         "within what the policy can spend",
+    )
+    parser.add_argument(
+        "--target-samples", type=positive_float, metavar="X", help="the same, when cost is plain samples"
+    )
+    parser.add_argument(
+        "--price",
+        dest="prices",
+        action="append",
+        default=[],
+        metavar="NAME=X",
+        help="a model's price per sample or token (default: the prices the model was trained with)",
+    )
+    parser.add_argument(
+        "--cost",
+        choices=("samples", "tokens"),
+        help="charge samples or the completion tokens the backends report, times the price (default: the "
+        "model's unit)",
     )
     parser.add_argument(
         "--redis", metavar="URL", help="share the ledger and λ with other replicas (redis://host:port/0)"
@@ -111,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     from files.errors import DataFileError
     from service.app import create_app
+    from service.fleet import FleetError
     from service.settings import SettingsError
     from service.tenants import TenantFileError
 
@@ -123,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(settings)  # with workers too: fail here, once, with a clear line, not in every worker
     except TenantFileError as exc:
         raise DataFileError(str(exc)) from None
+    except FleetError as exc:
+        raise MisconfiguredFleet(str(exc)) from None
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     from service.connections import GuardedHttpToolsProtocol

@@ -22,7 +22,7 @@ import skops.io
 from allocator.base import Policy
 from files.errors import DataFileError
 
-FORMAT_VERSION = 2  # 2: λ is `lam` in every policy's fitted state (version 1 called it `price`)
+FORMAT_VERSION = 3  # 3: policies keep the prices they were trained with; 2: λ is `lam` (1 called it `price`)
 POLICY_FILE = "policy.skops"
 MANIFEST_FILE = "manifest.json"
 _TRUSTED_MODULES = ("allocator.", "features.", "oracle.", "sklearn.", "numpy.", "scipy.", "builtins.")

@@ -25,8 +25,10 @@ from allocator.base import Policy
 from files.models import load_model
 from service.backends import BackendPool
 from service.connections import GuardedHttpToolsProtocol
+from service.costs import Prices
 from service.dashboard import STATIC, dashboard_router
 from service.errors import GatewayError, error_body, invalid_request
+from service.fleet import discover, parse_backend
 from service.idempotency import RedisReplies
 from service.ledger import (
     BudgetController,
@@ -50,16 +52,22 @@ log = logging.getLogger("apportion.gateway")
 
 
 def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
-    """The gateway for `settings`; `policy` replaces the model directory (tests hand one in)."""
+    """The gateway for `settings`; `policy` replaces the model directory (tests hand one in).
+
+    Which backend serves which of the policy's models is asked here, before anything listens: a model no
+    backend serves is a `SettingsError`, one line."""
+    manifest: dict[str, Any] = {}
     if policy is None:
         if settings.model is None:
             raise SettingsError("--model (or APPORTION_MODEL): a policy from apportion train is required")
-        policy, _ = load_model(settings.model)
+        policy, manifest = load_model(settings.model)
+    prices = _prices(settings, policy, manifest)
     tenants = Tenants.read(settings.tenants, settings.admin_key.get_secret_value() if settings.admin_key else None)
+    fleet = discover([parse_backend(b) for b in settings.backends], policy.models(), settings.backend_model)
     GuardedHttpToolsProtocol.header_timeout = settings.header_timeout  # the servers run one gateway each
     lowest, highest = policy.spend_range()
-    controller = BudgetController(lowest, max(highest, lowest), settings.horizon)
-    start = _starting_state(settings, policy, controller)
+    controller = BudgetController(lowest, max(highest, lowest), settings.horizon, prices.label)
+    start = _starting_state(settings, policy, controller, prices)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -67,22 +75,31 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
         connector = aiohttp.TCPConnector(limit=1024, limit_per_host=0, keepalive_timeout=30)
         timeout = aiohttp.ClientTimeout(total=settings.backend_timeout, sock_connect=min(5.0, settings.backend_timeout))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-            pool = BackendPool(
-                settings.backends,
-                client,
-                model=settings.backend_model,
-                fanout=settings.fanout,
-                retries=settings.retries,
-                max_reply_bytes=settings.max_reply_bytes,
-            )
+            options: dict[str, Any] = {
+                "fanout": settings.fanout,
+                "retries": settings.retries,
+                "max_reply_bytes": settings.max_reply_bytes,
+            }
+            pools = {
+                model: BackendPool([url for url, _ in backends], client, models=[n for _, n in backends], **options)
+                for model, backends in fleet.pools.items()
+            }
+            for pool in pools.values():
+                for model_id in await pool.models():  # names of backends that were down when the fleet was found
+                    fleet.direct.setdefault(model_id, [b.url for b in pool.backends])
+            direct = {
+                model_id: BackendPool(urls, client, model=model_id, **options)
+                for model_id, urls in fleet.direct.items()
+            }
             redis_client, ledger = await _ledger(settings, controller, start)
             app.state.redis = redis_client
             replies = None
             if redis_client is not None:
                 keep, largest = settings.idempotency_ttl, settings.idempotency_max_bytes
                 replies = RedisReplies(redis_client, settings.redis_prefix, keep, largest)
-            gateway = Gateway(policy, pool, ledger, controller, settings, metrics, replies)
-            gateway.known_models = await pool.models()
+            gateway = Gateway(
+                policy, pools, ledger, controller, settings, metrics, replies, prices=prices, direct=direct
+            )
             app.state.gateway = gateway
             watcher = asyncio.create_task(gateway.watch())
             gc.freeze()  # what start-up made (policy, libraries) lives as long as we do: keep it out of every GC pass
@@ -122,19 +139,33 @@ class GatewayApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def _starting_state(settings: Settings, policy: Policy, controller: BudgetController) -> ControlState:
+def _prices(settings: Settings, policy: Policy, manifest: dict[str, Any]) -> Prices:
+    """The cost units: `--cost` and `--price` where given, else what the policy was trained with."""
+    trained = manifest.get("prices") or getattr(policy, "prices_", {})
+    unit = settings.cost or manifest.get("cost_unit") or "samples"
+    return Prices({**trained, **settings.price_table()}, unit)
+
+
+def _starting_state(settings: Settings, policy: Policy, controller: BudgetController, prices: Prices) -> ControlState:
     """The fleet target, resolved and checked here once: the one given, else the model's own budget (brought
     within what the policy can spend, which a budget beyond its dearest plan is not)."""
-    if settings.target_samples is None:
+    if settings.target_samples is not None and (settings.target_cost is not None or prices.label != "samples"):
+        raise SettingsError(
+            "--target-samples is the target when cost is plain samples; here cost is in "
+            f"{prices.label}: give --target-cost"
+        )
+    given = settings.target_cost if settings.target_cost is not None else settings.target_samples
+    if given is None:
         target = min(max(policy.budget_, controller.lowest), controller.highest)
         if target != policy.budget_:
             log.warning("the model's budget %g is out of the policy's reach; the target is %g", policy.budget_, target)
     else:
-        target = settings.target_samples
+        target = given
     try:
         return controller.start(target)
     except UnreachableTarget as exc:
-        raise SettingsError(f"--target-samples (or APPORTION_TARGET_SAMPLES): {exc}") from None
+        flag = "target-samples" if settings.target_samples is not None else "target-cost"
+        raise SettingsError(f"--{flag} (or APPORTION_{flag.upper().replace('-', '_')}): {exc}") from None
 
 
 async def _ledger(settings: Settings, controller: BudgetController, start: ControlState) -> tuple[Any, Ledger]:

@@ -105,6 +105,7 @@ class BackendPool:
         client: aiohttp.ClientSession,
         *,
         model: str | None = None,
+        models: Sequence[str | None] | None = None,
         fanout: Fanout = "auto",
         retries: int = 2,
         backoff: float = 0.05,
@@ -117,9 +118,11 @@ class BackendPool:
         self.backoff = backoff
         self.max_reply_bytes = max_reply_bytes
         """Per sample asked for: a reply larger than this times n is refused before it fills memory."""
+        # the model name each backend is sent (None: the first it lists, asked by `models()`)
+        names = list(models) if models is not None else [model] * len(urls)
         self.backends = [
-            Backend(url.rstrip("/"), CircuitBreaker(breaker_threshold, breaker_cooldown), fanout, model=model)
-            for url in urls
+            Backend(url.rstrip("/"), CircuitBreaker(breaker_threshold, breaker_cooldown), fanout, model=name)
+            for url, name in zip(urls, names, strict=True)
         ]
         self.errors: dict[ErrorKind, int] = {}
 
@@ -275,7 +278,7 @@ class BackendPool:
         return draw
 
     async def models(self) -> list[str]:
-        """Model ids each reachable backend serves (used to fill in the backend model name at start-up)."""
+        """Model ids each reachable backend serves (fills in the name sent to a backend that had none)."""
         found: list[str] = []
         for backend in self.backends:
             try:
@@ -288,10 +291,10 @@ class BackendPool:
             found += ids
         return found
 
-    async def health(self) -> dict[str, str]:
+    async def health(self, backends: Sequence[Backend] | None = None) -> dict[str, str]:
         """Each backend's reachability and breaker state, for `/readyz` and the dashboard."""
         report: dict[str, str] = {}
-        for backend in self.backends:
+        for backend in self.backends if backends is None else backends:
             try:
                 async with self.client.get(f"{backend.url}/models", timeout=aiohttp.ClientTimeout(2.0)) as response:
                     reachable = response.status == 200

@@ -10,7 +10,16 @@ from service.backends import Sampling
 from service.errors import GatewayError
 from service.idempotency import answer_once, body_fingerprint, request_key
 from service.ids import new_id
-from service.protocol import REQUEST_ID_LENGTH, ChatRequest, ChatResponse, Choice, Decision, ReplyMessage, Usage
+from service.protocol import (
+    REQUEST_ID_LENGTH,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    Decision,
+    ModelUsage,
+    ReplyMessage,
+    Usage,
+)
 from service.serving import Answered, Gateway
 from service.tenants import Tenant
 
@@ -79,6 +88,7 @@ async def _answer(body: ChatRequest, gw: Gateway, who: Tenant, charge_id: str | 
     )
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     greedy = sampling.temperature == 0  # every sample would be the same: one is enough (and vLLM refuses n > 1)
+    direct = body.model if body.model != settings.served_model else None  # a backend model, named by the client
     done = await gw.answer(
         messages,
         who,
@@ -86,6 +96,7 @@ async def _answer(body: ChatRequest, gw: Gateway, who: Tenant, charge_id: str | 
         max_samples=1 if greedy else body.max_samples,
         budget_hint=body.budget,
         charge_id=charge_id,
+        model=direct,
     )
     reply = ChatResponse(
         id=f"chatcmpl-{new_id()}",
@@ -115,6 +126,10 @@ def decision(gw: Gateway, done: Answered) -> Decision:
         rounds=done.rounds,
         failed_samples=done.usage.failed,
         degraded=done.degraded,
+        cost=done.cost,
+        models={
+            name: ModelUsage(samples=use.samples, tokens=use.tokens, cost=use.cost) for name, use in done.models.items()
+        },
     )
 
 

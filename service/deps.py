@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 
 from service.errors import GatewayError
 from service.ledger import LedgerView, Spend
-from service.protocol import BudgetView, TenantSpend
+from service.protocol import BudgetView, ModelSpendView, TenantSpend
 from service.serving import Gateway
 from service.tenants import Tenant, Tenants
 
@@ -37,25 +37,48 @@ TenantDep = Annotated[Tenant, Depends(tenant)]
 
 
 def budget_view(gw: Gateway, tenants: Tenants, view: LedgerView, who: Tenant) -> BudgetView:
-    quotas = tenants.quotas()
+    known = tenants.by_name()
     rows = []
-    for name in sorted(set(view.tenants) | {name for name, t in tenants.by_name().items() if not t.admin}):
+    for name in sorted(set(view.tenants) | {name for name, t in known.items() if not t.admin}):
         if who.admin or tenants.open or name == who.name:
-            spend = view.tenants.get(name, Spend())
-            quota = quotas.get(name)
-            left = None if quota is None else max(quota - spend.samples, 0)
-            rows.append(TenantSpend(tenant=name, queries=spend.queries, samples=spend.samples, quota=quota, left=left))
+            spend, tenant = view.tenants.get(name, Spend()), known.get(name)
+            quota = None if tenant is None else tenant.quota
+            period = None if tenant is None else tenant.period
+            left = None if quota is None else max(quota - spend.in_period(tenant.period_key() if tenant else None), 0)
+            rows.append(
+                TenantSpend(
+                    tenant=name,
+                    queries=spend.queries,
+                    samples=spend.samples,
+                    cost=spend.cost,
+                    quota=quota,
+                    period=period,
+                    left=left,
+                )
+            )
+    models = [
+        ModelSpendView(
+            model=name,
+            price=gw.prices.price(name),
+            samples=totals.samples,
+            units=totals.units,
+            cost=gw.prices.price(name) * totals.units,
+        )
+        for name, totals in sorted(view.models.items())
+    ]
     budget = gw.operating_budget(view)
     return BudgetView(
+        unit=gw.prices.label,
         target=view.state.target,
         realized=view.state.realized,
         operating_budget=budget,
         lam=gw.policy.lam(budget),
         queries=view.state.queries,
-        samples=view.state.samples,
+        cost=view.state.cost,
         since=view.since,
         store=gw.ledger.kind,
         degraded=gw.degraded,
         ledger_wiped_at=gw.ledger.health().get("ledger_wiped_at"),
         tenants=rows,
+        models=models if who.admin or tenants.open else [],
     )

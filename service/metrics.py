@@ -38,6 +38,20 @@ class Metrics:
             registry=r,
         )
         self.samples_total = Counter("apportion_samples", "Samples drawn, by tenant", ["tenant"], registry=r)
+        by_model = ["model", "tenant"]
+        self.cost_total = Counter("apportion_cost", "Cost charged, by model and tenant", by_model, registry=r)
+        self.model_samples = Counter(
+            "apportion_model_samples", "Samples drawn, by model and tenant", by_model, registry=r
+        )
+        self.model_tokens = Counter(
+            "apportion_model_completion_tokens", "Completion tokens the backends reported", by_model, registry=r
+        )
+        self.queries_by_models = Counter(
+            "apportion_queries_by_models",
+            "Queries by how many models answered them (2: escalated in a cascade)",
+            ["models"],
+            registry=r,
+        )
         self.agreement = Histogram(
             "apportion_agreement",
             "Share of samples agreeing with the answer",
@@ -48,9 +62,9 @@ class Metrics:
         for kind in ERROR_KINDS:  # exported at zero from the start, so alerts and dashboards see the series
             self.backend_errors.labels(kind)
         gauge = {"multiprocess_mode": "mostrecent", "registry": r}
-        self.lam = Gauge("apportion_lambda", "The policy's price per sample at the operating budget", **gauge)  # type: ignore[arg-type]
-        self.target = Gauge("apportion_target_samples", "Fleet target: mean samples per query", **gauge)  # type: ignore[arg-type]
-        self.realized = Gauge("apportion_realized_samples", "Realized mean samples per query in the window", **gauge)  # type: ignore[arg-type]
+        self.lam = Gauge("apportion_lambda", "The policy's price per unit of cost at the operating budget", **gauge)  # type: ignore[arg-type]
+        self.target = Gauge("apportion_target_cost", "Fleet target: mean cost per query", **gauge)  # type: ignore[arg-type]
+        self.realized = Gauge("apportion_realized_cost", "Realized mean cost per query in the window", **gauge)  # type: ignore[arg-type]
         self.operating = Gauge("apportion_operating_budget", "Budget the next query is served at", **gauge)  # type: ignore[arg-type]
 
     def exposition(self) -> bytes:

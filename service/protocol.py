@@ -86,6 +86,12 @@ class SolveRequest(BaseModel):
     max_samples: int | None = Field(default=None, ge=1)
 
 
+class ModelUsage(BaseModel):
+    samples: int
+    tokens: int
+    cost: float
+
+
 class Decision(BaseModel):
     """How the gateway answered: the aggregated answer and what it cost."""
 
@@ -99,6 +105,10 @@ class Decision(BaseModel):
     rounds: int
     failed_samples: int = 0
     degraded: list[str] = Field(default_factory=list)
+    cost: float = 0.0
+    """What the query cost, in the gateway's units (samples, or tokens × price)."""
+    models: dict[str, ModelUsage] = Field(default_factory=dict)
+    """Per model asked: samples, completion tokens, cost."""
 
 
 class Usage(BaseModel):
@@ -153,20 +163,38 @@ class TenantSpend(BaseModel):
     tenant: str
     queries: int
     samples: int
-    quota: int | None = Field(serialization_alias="budget")
-    """Samples the tenant may spend in all (`budget` in the API and the tenants file); None: no limit."""
-    left: int | None
+    cost: float
+    quota: float | None = Field(serialization_alias="budget")
+    """What the tenant may spend, in all or per period (`budget` in the API and the tenants file); None: no
+    limit."""
+    period: Literal["daily", "monthly"] | None = Field(default=None, serialization_alias="budget_period")
+    left: float | None
+    """What is left of the budget (in this period, for a periodic one)."""
+
+
+class ModelSpendView(BaseModel):
+    """One model's totals since the ledger began: `units` are what it was charged for (samples or completion
+    tokens) and `cost` is exactly price × units."""
+
+    model: str
+    price: float
+    samples: int
+    units: int
+    cost: float
 
 
 class BudgetView(BaseModel):
     """`GET /v1/budget`: the fleet's ledger, as the caller may see it (a tenant sees only its own spend)."""
 
+    unit: str
+    """What a cost counts: "samples", or "cost units (tokens × price)" and the like."""
     target: float
     realized: float
     operating_budget: float
     lam: float | None = Field(serialization_alias="lambda")
     queries: int
-    samples: int
+    cost: float
+    """Spent by the queries the policy allocated since `since` (what `realized` averages)."""
     since: float
     """Unix time the ledger (and its window) started: when the target was last set."""
     store: Literal["redis", "local"]
@@ -174,6 +202,7 @@ class BudgetView(BaseModel):
     ledger_wiped_at: float | None = None
     """Unix time this gateway last found the shared ledger gone (a Redis that lost its data) and restored it."""
     tenants: list[TenantSpend]
+    models: list[ModelSpendView] = Field(default_factory=list)
 
 
 class TargetChange(BaseModel):

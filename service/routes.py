@@ -65,7 +65,15 @@ async def solve(body: SolveRequest, gw: GatewayDep, who: TenantDep) -> Validated
 
 @router.get("/v1/models")
 async def models(gw: GatewayDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=gw.settings.served_model, created=gw.started)])
+    """The gateway's own model first (the policy chooses), then every backend model (asked for by name, one
+    sample, no policy)."""
+    names = [gw.settings.served_model, *(m for m in gw.known_models if m != gw.settings.served_model)]
+    return ModelList(
+        data=[
+            ModelCard(id=name, created=gw.started, owned_by="apportion" if i == 0 else "backend")
+            for i, name in enumerate(names)
+        ]
+    )
 
 
 @router.get("/healthz")
@@ -75,9 +83,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request, gw: GatewayDep) -> JSONResponse:
-    backends = await gw.pool.health()
-    checks: dict[str, Any] = {"backends": backends}
-    ready = any(state.startswith("up") for state in backends.values())
+    backends = await gw.health()
+    models = gw.models_ready(backends)
+    checks: dict[str, Any] = {"models": {m: "up" if up else "down" for m, up in models.items()}, "backends": backends}
+    ready = all(models.values())
     checks["ledger"] = gw.ledger.health()
     redis = request.app.state.redis
     if redis is not None:

@@ -5,6 +5,7 @@ List settings take JSON in the environment (`APPORTION_BACKENDS='["http://a:8000
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -23,12 +24,25 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPORTION_", extra="forbid")
 
     model: Path | None = Field(default=None, description="a trained policy: the MODEL_DIR that `apportion train` wrote")
-    backends: list[str] = Field(min_length=1, description="OpenAI-compatible base URLs, e.g. http://vllm:8000/v1")
-    target_samples: float | None = Field(
+    backends: list[str] = Field(
+        min_length=1,
+        description="OpenAI-compatible base URLs, e.g. http://vllm:8000/v1, or NAME=URL to pin one to the policy's "
+        "model NAME",
+    )
+    target_cost: float | None = Field(
         default=None,
         gt=0,
         allow_inf_nan=False,
-        description="fleet budget: mean samples per query (default: the model's)",
+        description="fleet budget: mean cost per query, in the model's units (default: the model's budget)",
+    )
+    target_samples: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="the target when cost is in samples (target_cost's alias)"
+    )
+    prices: list[str] = Field(
+        default_factory=list, description="NAME=X: a model's price per sample or token (default: the model's)"
+    )
+    cost: Literal["samples", "tokens"] | None = Field(
+        default=None, description="what a cost counts: samples or completion tokens, times the price (the model's)"
     )
     redis: str | None = Field(default=None, description="redis://host:port/db for a ledger shared by replicas")
     redis_prefix: str = "apportion"
@@ -68,9 +82,25 @@ class Settings(BaseSettings):
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if not re.match(r"^https?://[^/\s]+", url):
-                raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+            if not re.match(r"^([^=\s/:]+=)?https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1 (or NAME=URL)")
         return urls
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, prices: list[str]) -> list[str]:
+        for given in prices:
+            name, _, value = given.partition("=")
+            try:
+                price = float(value)
+            except ValueError:
+                price = float("nan")
+            if not name or not (math.isfinite(price) and price > 0):
+                raise ValueError(f"{given!r}: give NAME=X with a positive price X")
+        return prices
+
+    def price_table(self) -> dict[str, float]:
+        return {name: float(value) for name, _, value in (given.partition("=") for given in self.prices)}
 
     @field_validator("answer_pattern")
     @classmethod

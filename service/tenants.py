@@ -3,8 +3,10 @@
 Keys are random tokens, so a plain SHA-256 of each is what is stored (a slow password hash buys nothing
 against a 256-bit secret). The presented key's hash is compared with every stored hash in constant time.
 
-A tenants-file entry: `{"tenant", "key_sha256", "budget"?, "max_budget_hint"?, "max_in_flight"?}`:
-- `budget`: samples the tenant may spend in all (null: no limit), its lifetime quota;
+A tenants-file entry: `{"tenant", "key_sha256", "budget"?, "budget_period"?, "max_budget_hint"?, "max_in_flight"?}`:
+- `budget`: what the tenant may spend, in the gateway's cost units (null: no limit): in all, or
+- `budget_period`: per calendar day or month (UTC), `"daily"` or `"monthly"`: an allowance that starts again
+  each period, like LiteLLM's `budget_duration`;
 - `max_budget_hint`: the highest per-query `budget` hint it may send (default: the fleet target);
 - `max_in_flight`: its requests in flight at once, per gateway process (default: `--max-in-flight-per-tenant`).
 """
@@ -16,9 +18,13 @@ import hmac
 import json
 import math
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+Period = Literal["daily", "monthly"]
+_PERIOD_FORMAT = {"daily": "%Y-%m-%d", "monthly": "%Y-%m"}
 
 ANONYMOUS = "anonymous"
 
@@ -26,13 +32,21 @@ ANONYMOUS = "anonymous"
 @dataclass(frozen=True)
 class Tenant:
     name: str
-    quota: int | None = None
-    """Samples this tenant may spend in all (None: no limit); the tenants file calls it `budget`."""
+    quota: float | None = None
+    """What this tenant may spend, in cost units (None: no limit); the tenants file calls it `budget`."""
     admin: bool = False
     max_hint: float | None = None
     """The highest per-query budget hint honoured (None: the fleet target)."""
     max_in_flight: int | None = None
     """Requests in flight at once (None: the gateway's default)."""
+    period: Period | None = None
+    """The quota's period (None: a lifetime quota)."""
+
+    def period_key(self, now: float | None = None) -> str | None:
+        """The quota period `now` falls in ("2026-12-02", "2026-12"; UTC), None for a lifetime quota."""
+        if self.period is None:
+            return None
+        return time.strftime(_PERIOD_FORMAT[self.period], time.gmtime(now))
 
 
 _ANONYMOUS = Tenant(ANONYMOUS)
@@ -86,9 +100,6 @@ class Tenants:
     def by_name(self) -> dict[str, Tenant]:
         return {tenant.name: tenant for tenant in self.by_hash.values()}
 
-    def quotas(self) -> dict[str, int | None]:
-        return {name: tenant.quota for name, tenant in self.by_name().items()}
-
     def identify(self, authorization: str | None) -> Tenant | None:
         """The tenant a `Bearer` header names (the scheme in any case); the anonymous tenant on an open API; None
         when refused."""
@@ -113,19 +124,26 @@ def _entry(entry: Any) -> tuple[Tenant, str]:
         raise ValueError("key_sha256 is not a SHA-256 hex digest")
     if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
         raise ValueError("tenant must be a printable name of 1 to 64 characters")
-    unknown = set(entry) - {"tenant", "key_sha256", "budget", "max_budget_hint", "max_in_flight"}
+    unknown = set(entry) - {"tenant", "key_sha256", "budget", "budget_period", "max_budget_hint", "max_in_flight"}
     if unknown:
         raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
     quota, hint, in_flight = entry.get("budget"), entry.get("max_budget_hint"), entry.get("max_in_flight")
-    if quota is not None and not _whole(quota, 0):
-        raise ValueError("budget must be a whole number of samples (0 or more) or null")
-    if hint is not None and not (
-        isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint > 0
-    ):
+    period = entry.get("budget_period")
+    if quota is not None and not (_number(quota) and quota >= 0):
+        raise ValueError("budget must be a number of cost units (0 or more) or null")
+    if period is not None and (period not in _PERIOD_FORMAT or quota is None):
+        raise ValueError('budget_period must be "daily" or "monthly" (or null), and needs a budget')
+    if hint is not None and not (_number(hint) and hint > 0):
         raise ValueError("max_budget_hint must be a positive number or null")
     if in_flight is not None and not _whole(in_flight, 1):
         raise ValueError("max_in_flight must be a whole number (1 or more) or null")
-    return Tenant(name, quota, max_hint=None if hint is None else float(hint), max_in_flight=in_flight), digest
+    quota = None if quota is None else float(quota)
+    tenant = Tenant(name, quota, max_hint=None if hint is None else float(hint), max_in_flight=in_flight, period=period)
+    return tenant, digest
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _whole(value: Any, least: int) -> bool:

@@ -22,7 +22,7 @@ def model(tmp_path_factory: pytest.TempPathFactory, example_file: Path) -> Path:
 
 def test_train_writes_a_policy_and_a_manifest_that_describes_it(model: Path, example_file: Path) -> None:
     manifest = json.loads((model / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["policy"] == "adaptive"
     assert manifest["actions"] == [1, 2, 4, 8, 16, 32]
     assert manifest["budget"] == 4.0

@@ -52,7 +52,7 @@ def test_operating_budget_stays_within_what_the_policy_can_spend(target: float, 
     for samples in draws:
         state = controller.update(state, samples)
         assert 1 <= controller.operating_budget(state) <= 32
-    assert state.samples == sum(draws) and state.queries == len(draws)
+    assert state.cost == sum(draws) and state.queries == len(draws)
 
 
 def test_bad_targets_and_bounds_are_refused() -> None:

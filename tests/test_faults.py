@@ -31,7 +31,8 @@ def ask(url: str, question: Question) -> int:
 
 
 def ledger_samples(server: RedisServer) -> int:
-    return int(redis.Redis.from_url(server.url).hget("apportion:ledger", "samples") or 0)
+    """What the shared ledger holds (one model at price 1: its cost is its samples)."""
+    return int(float(redis.Redis.from_url(server.url).hget("apportion:ledger", "cost") or 0))
 
 
 def test_redis_down_at_start_fails_open_then_catches_up(
@@ -48,7 +49,7 @@ def test_redis_down_at_start_fails_open_then_catches_up(
             time.sleep(1.2)  # the ledger retries Redis a second after a failure
             served += ask(url, questions[5])
             view = httpx.get(url + "/v1/budget").json()
-            assert view["degraded"] is False and view["samples"] == served
+            assert view["degraded"] is False and view["cost"] == served
     finally:
         if redis_server.process is None:
             redis_server.start()
@@ -69,7 +70,7 @@ def test_redis_lost_mid_run_loses_and_repeats_no_charge(
             redis_server.start()
         time.sleep(1.2)
         served += ask(url, questions[10])
-        assert httpx.get(url + "/v1/budget").json()["samples"] == served
+        assert httpx.get(url + "/v1/budget").json()["cost"] == served
     assert ledger_samples(redis_server) == served
 
 
@@ -157,7 +158,7 @@ def test_a_redis_that_lost_its_data_keeps_the_admins_target_and_says_so(
             view = httpx.get(url + "/v1/budget", headers=admin).json()
             ready = httpx.get(url + "/readyz").json()
             dashboard = httpx.get(url + "/v1/dashboard", headers=admin).json()
-        assert view["target"] == 6.0 and view["samples"] == served and view["queries"] == 8
+        assert view["target"] == 6.0 and view["cost"] == served and view["queries"] == 8
         assert view["ledger_wiped_at"] is not None
         assert ready["ledger"]["ledger_wiped_at"] == view["ledger_wiped_at"]
         assert dashboard["budget"]["ledger_wiped_at"] == view["ledger_wiped_at"]

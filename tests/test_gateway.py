@@ -37,7 +37,7 @@ def assert_error(reply: httpx.Response, status: int, code: str | None = None) ->
 def test_the_official_openai_client_works_unmodified(policy: Policy, backend: str, questions: list[Question]) -> None:
     with gateway(policy, [backend]) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
-        assert [m.id for m in client.models.list()] == ["apportion"]
+        assert [m.id for m in client.models.list()] == ["apportion", "simulated"]  # ours first, then the backends'
         reply = client.chat.completions.create(
             model="apportion", messages=[{"role": "user", "content": questions[3].question}], seed=11, temperature=0.7
         )
@@ -87,7 +87,7 @@ def test_budget_metrics_and_health_after_traffic(policy: Policy, backend: str, q
             assert reply.status_code == 200 and reply.json()["samples"] >= 1
         budget = httpx.get(url + "/v1/budget").json()
         assert budget["queries"] == 40 and budget["target"] == 4.0 and budget["store"] == "local"
-        assert budget["realized"] == budget["samples"] / 40 and budget["lambda"] is not None
+        assert budget["realized"] == budget["cost"] / 40 and budget["lambda"] is not None
         metrics = httpx.get(url + "/metrics").text
         assert 'apportion_requests_total{route="/v1/solve",status="200"} 40.0' in metrics
         assert "apportion_samples_per_request_count 40.0" in metrics
@@ -151,6 +151,6 @@ def test_replicas_share_one_ledger_in_redis(
             reply = httpx.post((first, second)[index % 2] + "/v1/solve", json={"question": question.question})
             drawn += reply.json()["samples"]
         view = httpx.get(second + "/v1/budget").json()
-        assert view["store"] == "redis" and view["queries"] == 20 and view["samples"] == drawn
+        assert view["store"] == "redis" and view["queries"] == 20 and view["cost"] == drawn
         httpx.put(first + "/v1/budget/target", json={"target": 3}, headers={"Authorization": "Bearer a"})
         assert httpx.get(second + "/v1/budget").json()["target"] == 3

@@ -181,14 +181,14 @@ def test_absurd_backend_replies_are_a_502(four_samples: Policy, mode: str, code:
     options = {"retries": 0, "max_reply_bytes": 50_000}
     with ServerThread(fake_backend(mode)) as backend, gateway(four_samples, [backend + "/v1"], **options) as url:
         assert_error(httpx.post(url + "/v1/chat/completions", json=chat()), 502, code)
-        assert httpx.get(url + "/v1/budget").json()["samples"] == 0
+        assert httpx.get(url + "/v1/budget").json()["cost"] == 0
 
 
 def test_a_backend_sending_more_choices_than_asked_is_charged_only_what_was_asked(four_samples: Policy) -> None:
     with ServerThread(fake_backend("many")) as backend, gateway(four_samples, [backend + "/v1"], max_samples=3) as url:
         reply = httpx.post(url + "/v1/chat/completions", json=chat()).json()
         assert reply["apportion"]["samples"] == 3 and sum(reply["apportion"]["votes"].values()) == 3
-        assert httpx.get(url + "/v1/budget").json()["samples"] == 3
+        assert httpx.get(url + "/v1/budget").json()["cost"] == 3
 
 
 def test_metrics_need_the_admin_key_when_there_are_tenants(

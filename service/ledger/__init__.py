@@ -1,6 +1,6 @@
 """The fleet's ledger and the controller whose arithmetic every ledger runs (see `base` for the stores)."""
 
-from service.ledger.base import Charge, Ledger, LedgerUnavailable, LedgerView, Spend, StoreKind
+from service.ledger.base import Charge, Hold, Ledger, LedgerUnavailable, LedgerView, ModelSpend, Spend, StoreKind
 from service.ledger.control import BudgetController, ControlState, UnreachableTarget
 from service.ledger.fallback import FallbackLedger
 from service.ledger.local import LocalLedger
@@ -11,10 +11,12 @@ __all__ = [
     "Charge",
     "ControlState",
     "FallbackLedger",
+    "Hold",
     "Ledger",
     "LedgerUnavailable",
     "LedgerView",
     "LocalLedger",
+    "ModelSpend",
     "RedisLedger",
     "Spend",
     "StoreKind",

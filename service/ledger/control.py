@@ -1,7 +1,9 @@
-"""Online budget control: keep the fleet's realized mean samples per query on a target.
+"""Online budget control: keep the fleet's realized mean cost per query on a target.
 
-A pure state machine (`update(state, samples) -> state`); the gateway supplies storage and a clock. The
-controller pays off its debt: `debt` is how many samples the fleet has spent beyond target × queries, and the
+Cost is in the units the policy was trained in: samples, or tokens, times each model's price (one model at
+price 1 in samples: cost is samples). A pure state machine (`update(state, cost) -> state`); the gateway
+supplies storage and a clock. The
+controller pays off its debt: `debt` is how much the fleet has spent beyond target × queries, and the
 next queries are served at an operating budget of target − debt / horizon, so an overspend is repaid over the
 next `horizon` queries. That is integral control: whatever the policy's bias (a shift to harder questions,
 a model trained on other data), the realized mean returns to the target with no steady-state error.
@@ -24,29 +26,31 @@ class UnreachableTarget(ValueError):
 
 @dataclass(frozen=True)
 class ControlState:
-    """The ledger the controller keeps; `queries` and `samples` are exact totals since the target was set."""
+    """The ledger the controller keeps: totals since the target was set."""
 
     target: float
     debt: float = 0.0
     queries: int = 0
-    samples: int = 0
+    cost: float = 0.0
 
     @property
     def realized(self) -> float:
-        """Mean samples per query since the target was set (the target itself before any query)."""
-        return self.samples / self.queries if self.queries else self.target
+        """Mean cost per query since the target was set (the target itself before any query)."""
+        return self.cost / self.queries if self.queries else self.target
 
 
 @dataclass(frozen=True)
 class BudgetController:
     """Maps a ledger to the budget the policy should serve the next query at.
 
-    `lowest` and `highest` bound what the policy can spend per query (its cheapest and dearest plans).
+    `lowest` and `highest` bound what the policy can spend per query (its cheapest and dearest plans);
+    `unit` names what a cost counts, for messages.
     """
 
     lowest: float
     highest: float
     horizon: float = 200.0
+    unit: str = "samples"
 
     def __post_init__(self) -> None:
         if not 0 < self.lowest <= self.highest:
@@ -55,12 +59,12 @@ class BudgetController:
             raise ValueError(f"horizon must be at least one query, got {self.horizon}")
 
     def start(self, target: float) -> ControlState:
-        """A fresh ledger at `target` mean samples per query: the one place a target is checked.
+        """A fresh ledger at `target` mean cost per query: the one place a target is checked.
 
         A target outside what the policy can spend would be accepted and never met, so it is refused.
         """
         if not math.isfinite(target) or target <= 0:
-            raise UnreachableTarget(f"target must be a positive number of samples per query, got {target}")
+            raise UnreachableTarget(f"target must be a positive cost per query, got {target}")
         if not self.lowest * (1 - _SLACK) <= target <= self.highest * (1 + _SLACK):
             reach = (
                 f"only {self.lowest:.4g}"
@@ -68,20 +72,20 @@ class BudgetController:
                 else f"between {self.lowest:.4g} and {self.highest:.4g}"
             )
             raise UnreachableTarget(
-                f"target {target:g} samples per query is out of reach: the policy spends {reach} samples per "
-                "query on average; choose a target in that range or train a model at the budget wanted"
+                f"target {target:g} {self.unit} per query is out of reach: the policy spends {reach} {self.unit} "
+                "per query on average; choose a target in that range or train a model at the budget wanted"
             )
         return ControlState(target=float(target))
 
-    def update(self, state: ControlState, samples: int, deviation: float = 0.0) -> ControlState:
-        """The ledger after one more query that drew `samples` samples.
+    def update(self, state: ControlState, cost: float, deviation: float = 0.0) -> ControlState:
+        """The ledger after one more query that cost `cost`.
 
         `deviation` is how far above the fleet's operating budget the query was served on its own tenant's
         account (a budget hint, or repaying the tenant's debt; negative below it): that part is the tenant's
         to repay (`tenant_debt`), not the fleet's, so one tenant's hints never cut the others' budgets.
         """
-        debt = self.clip_debt(state.target, state.debt + samples - state.target - deviation)
-        return ControlState(state.target, debt, state.queries + 1, state.samples + samples)
+        debt = self.clip_debt(state.target, state.debt + cost - state.target - deviation)
+        return ControlState(state.target, debt, state.queries + 1, state.cost + cost)
 
     def clip_debt(self, target: float, debt: float) -> float:
         """Debt beyond what the operating budget's bounds can repay is forgiven."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from service.ledger.base import Charge, LedgerUnavailable, LedgerView, StoreKind
+from service.ledger.base import Charge, Hold, LedgerUnavailable, LedgerView, StoreKind
 from service.ledger.control import ControlState
 from service.ledger.local import LocalLedger
 from service.ledger.redis_store import RedisLedger
@@ -50,19 +50,20 @@ class FallbackLedger:
             except (RedisError, OSError) as exc:
                 self._failed(exc)
             else:
-                self.local.state, self.local.since, self.local.tenants = view.state, view.since, dict(view.tenants)
+                self.local.state, self.local.since = view.state, view.since
+                self.local.tenants, self.local.models = dict(view.tenants), dict(view.models)
                 return view if tenant is None else await self.local.view(tenant)
         if not self.fail_open:
             raise LedgerUnavailable("the shared ledger (Redis) is unreachable and the gateway fails closed")
         return await self.local.view(tenant)
 
-    async def reserve(self, tenant: str, reservation: str, samples: int, quota: int, seconds: float) -> int:
+    async def reserve(self, hold: Hold) -> float:
         if not self.degraded:
             try:
-                return await self.shared.reserve(tenant, reservation, samples, quota, seconds)
+                return await self.shared.reserve(hold)
             except (RedisError, OSError) as exc:
                 self._failed(exc)
-        return await self.local.reserve(tenant, reservation, samples, quota, seconds)
+        return await self.local.reserve(hold)
 
     async def charge(self, charge: Charge) -> bool:
         """Charged in Redis and mirrored locally, so that an outage starts from where the fleet was."""

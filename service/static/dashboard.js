@@ -47,12 +47,28 @@ function barChart(id, label, stroke) {
 }
 
 function setup() {
-  lineChart("chart-budget", [["target", "#1d2430", [6, 4]], ["realized (window)", "#2f6fde"], ["recent", "#8fb3ef"], ["operating budget", "#b35c00"]], "samples");
+  lineChart("chart-budget", [["target", "#1d2430", [6, 4]], ["realized (window)", "#2f6fde"], ["recent", "#8fb3ef"], ["operating budget", "#b35c00"]], "cost");
   lineChart("chart-lambda", [["λ", "#7a3fc4"]], "λ");
   lineChart("chart-rate", [["requests/s", "#2f8f5b"]], "req/s");
   lineChart("chart-latency", [["gateway", "#2f6fde"], ["backend", "#b35c00"]], "ms");
+  lineChart("chart-escalated", [["escalated", "#b35c00"]], "share");
   barChart("chart-samples", "queries", "#2f6fde");
   barChart("chart-agreement", "queries", "#2f8f5b");
+}
+
+const MODEL_COLOURS = ["#2f6fde", "#b35c00", "#2f8f5b", "#7a3fc4", "#c43f5e"];
+
+// One line per model: the chart is built again when the set of models changes (uPlot's series are fixed).
+function setModels(t, byModel) {
+  const names = Object.keys(byModel);
+  const chart = charts["chart-models"];
+  if (!chart || chart.models !== names.join("\n")) {
+    chart?.destroy();
+    $("chart-models").replaceChildren();
+    lineChart("chart-models", names.map((name, i) => [name, MODEL_COLOURS[i % MODEL_COLOURS.length]]), "cost/s");
+    charts["chart-models"].models = names.join("\n");
+  }
+  charts["chart-models"].setData([t, ...names.map((name) => byModel[name])]);
 }
 
 function setBars(id, labels, counts) {
@@ -90,9 +106,16 @@ function draw(data) {
   charts["chart-lambda"].setData([s.t, s.lam]);
   charts["chart-rate"].setData([s.t, s.rate]);
   charts["chart-latency"].setData([s.t, s.latency_ms, s.backend_ms]);
+  charts["chart-escalated"].setData([s.t, s.escalated]);
+  setModels(s.t, data.history.cost_by_model);
+  for (const element of document.querySelectorAll(".cost-unit")) element.textContent = `${budget.unit} / query`;
+  for (const element of document.querySelectorAll(".cost-unit-window")) element.textContent = `${budget.unit} / query, this window`;
   setBars("chart-samples", data.history.samples_histogram.samples, data.history.samples_histogram.queries);
   setBars("chart-agreement", data.history.agreement_histogram.bins, data.history.agreement_histogram.queries);
-  fillTable("tenants", budget.tenants.map((t) => [t.tenant, t.queries.toLocaleString(), t.samples.toLocaleString(), t.budget ?? "no limit", t.left ?? "–"]));
+  const amount = (value) => Number(Number(value).toPrecision(6)).toLocaleString();
+  const allowance = (t) => (t.budget === null ? "no limit" : `${amount(t.budget)}${t.budget_period ? ` ${t.budget_period}` : ""}`);
+  fillTable("tenants", budget.tenants.map((t) => [t.tenant, t.queries.toLocaleString(), t.samples.toLocaleString(), amount(t.cost), allowance(t), t.left === null ? "–" : amount(t.left)]));
+  fillTable("models", budget.models.map((m) => [m.model, amount(m.price), m.samples.toLocaleString(), m.units.toLocaleString(), amount(m.cost)]));
   fillTable("backends", Object.entries(data.backends));
   const viewer = data.viewer;
   $("target-panel").hidden = !viewer.admin;
