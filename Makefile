@@ -20,7 +20,9 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 ## demo: on a synthetic outcome file the project generates itself: the oracle's frontier, its labels at a
 ## budget of 4 samples, the default policy trained at that budget, then the gateway in front of the simulated
-## backend serving 1,000 held-out queries (realized spend and accuracy against uniform)
+## backend serving 1,000 held-out queries (realized spend and accuracy against uniform); then a stronger
+## synthetic model at 20 times the price, and the cascade across both served at a cost of 8 per query
+## (against always-strong and random routing)
 demo: $(VENV)/.core
 	mkdir -p out
 	$(BIN)/apportion example --out out/example.jsonl
@@ -28,6 +30,8 @@ demo: $(VENV)/.core
 	$(BIN)/apportion label --outcomes out/example.jsonl --budget 4 --out out/labels.jsonl
 	$(BIN)/apportion train --outcomes out/example.jsonl --budget 4 --out out/model
 	$(BIN)/apportion demo --budget 4 --queries 1000
+	$(BIN)/apportion example --model strong --skill 4.5 --out out/strong.jsonl
+	$(BIN)/apportion demo --outcomes out/example.jsonl --outcomes out/strong.jsonl --price strong=20 --budget 8 --queries 1000
 
 ## test: lint, type-check and run the test suite
 test: $(VENV)/.dev

@@ -18,7 +18,7 @@ _NUMBERS = (  # flag, type, help: the gateway's numeric settings (defaults are `
     ("--temperature", float, "sampling temperature when a request gives none (0.8)"),
     ("--max-tokens", positive_int, "max_tokens per sample when a request gives none (512)"),
     ("--max-samples", positive_int, "no query draws more samples, whatever the policy says (64)"),
-    ("--horizon", positive_float, "queries over which an overspend is repaid (200)"),
+    ("--horizon", positive_float, "queries over which an overspend is repaid (100)"),
     ("--request-timeout", positive_float, "seconds before a query is given up (120)"),
     ("--backend-timeout", positive_float, "seconds per backend request (60)"),
     ("--retries", int, "retries of a failed backend request, on another backend (2)"),
@@ -97,8 +97,7 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument(
         "--cost",
         choices=("samples", "tokens"),
-        help="charge samples or the completion tokens the backends report, times the price (default: the "
-        "model's unit)",
+        help="charge samples or the completion tokens the backends report, times the price (default: the model's unit)",
     )
     parser.add_argument(
         "--redis", metavar="URL", help="share the ledger and λ with other replicas (redis://host:port/0)"

@@ -7,6 +7,7 @@ reporting where a bad line sits is the job of the edge (`files.outcomes`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from pydantic import (
     BaseModel,
@@ -18,6 +19,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from answers.extract import canonical
 
 
 class Sample(BaseModel):
@@ -75,6 +78,18 @@ class Question(BaseModel):
                     f"samples.{index}.correct: answer {sample.answer!r} is marked both correct and incorrect"
                 )
         return self
+
+
+def is_right(records: Sequence[Question], answer: str | None) -> bool:
+    """Whether `answer` (as the gateway extracts it) is right for the question these records (one per model)
+    answer: as recorded for a sample that gave it, else by the gold answer."""
+    if answer is None:
+        return False
+    for record in records:
+        for sample in record.samples:
+            if sample.answer is not None and canonical(sample.answer) == answer:
+                return sample.correct
+    return any(record.gold is not None and canonical(record.gold) == answer for record in records)
 
 
 class OutcomeLineError(ValueError):

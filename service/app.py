@@ -11,6 +11,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -64,6 +65,8 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
     prices = _prices(settings, policy, manifest)
     tenants = Tenants.read(settings.tenants, settings.admin_key.get_secret_value() if settings.admin_key else None)
     fleet = discover([parse_backend(b) for b in settings.backends], policy.models(), settings.backend_model)
+    aliases = {name: model for model, backends in fleet.pools.items() for _, name in backends if name and name != model}
+    prices = replace(prices, aliases=aliases)
     GuardedHttpToolsProtocol.header_timeout = settings.header_timeout  # the servers run one gateway each
     lowest, highest = policy.spend_range()
     controller = BudgetController(lowest, max(highest, lowest), settings.horizon, prices.label)

@@ -7,7 +7,7 @@ ledger and the quotas all speak what the operator pays; one model at price 1 in 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 CostUnit = Literal["samples", "tokens"]
@@ -18,9 +18,11 @@ class Prices:
     per_unit: Mapping[str, float]
     """Price per sample or per token, by model name (policy or backend model); 1 for any other."""
     unit: CostUnit = "samples"
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """A backend's own name for a policy model it was pinned to serve (priced as that model)."""
 
     def price(self, model: str) -> float:
-        return float(self.per_unit.get(model, 1.0))
+        return float(self.per_unit.get(model, self.per_unit.get(self.aliases.get(model, ""), 1.0)))
 
     def units(self, samples: int, tokens: int) -> int:
         """What a draw is charged for: its samples, or the completion tokens the backend reported."""

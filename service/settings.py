@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=512, ge=1)
     max_samples: int = Field(default=64, ge=1, description="no query draws more, whatever the policy says")
     answer_pattern: str | None = Field(default=None, description="regex whose first group is the final answer")
-    horizon: float = Field(default=200, ge=1, description="queries over which an overspend is repaid")
+    horizon: float = Field(default=100, ge=1, description="queries over which an overspend is repaid")
     request_timeout: float = Field(default=120, gt=0, description="seconds before a query is answered or given up")
     backend_timeout: float = Field(default=60, gt=0)
     retries: int = Field(default=2, ge=0, le=10)

@@ -55,6 +55,10 @@ def test_key_prints_a_key_whose_hash_is_the_entry(capsys: pytest.CaptureFixture[
     entry = json.loads(out)
     secret = err.strip().splitlines()[-1]
     assert code == 0 and entry == {"tenant": "search", "key_sha256": key_hash(secret), "budget": 500}
+    code, out, _ = run(capsys, "key", "--tenant", "lab", "--budget", "2.5", "--budget-period", "daily")
+    assert code == 0 and json.loads(out)["budget_period"] == "daily" and json.loads(out)["budget"] == 2.5
+    code, _, err = run(capsys, "key", "--tenant", "lab", "--budget-period", "daily")
+    assert code == 1 and "--budget-period needs a --budget" in err
 
 
 @contextmanager

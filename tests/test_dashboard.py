@@ -14,10 +14,12 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from allocator.base import Policy
+from allocator.cascade import CascadingAdaptive
 from oracle.outcomes import Question
 from service.app import create_app
 from service.server_thread import ServerThread
 from service.settings import Settings
+from service.simulator import Simulator, create_simulator_app
 from service.tenants import key_hash
 
 ARTIFACTS = Path(os.environ.get("APPORTION_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
@@ -139,3 +141,31 @@ def test_every_grafana_panel_queries_metrics_the_gateway_exports(
         for grouped in re.findall(r"by \(([^)]*)\)", expression):
             assert {label.strip() for label in grouped.split(",")} <= labels, expression
     assert len(board["panels"]) >= 10
+
+
+def test_a_cascade_shows_its_spend_by_model_and_the_share_escalated(browser: Browser) -> None:
+    from tests.test_serve_fleet import HELD_OUT, LARGE, SMALL, outcomes
+
+    cascade = CascadingAdaptive().fit(outcomes("samples"), 8.0)
+    simulator = ServerThread(create_simulator_app(Simulator.fleet({"small": SMALL, "large": LARGE})))
+    with simulator as backend:
+        settings = Settings(model=Path("."), backends=[backend + "/v1"])
+        with ServerThread(create_app(settings, policy=cascade)) as url:
+            escalated = 0
+            for question in HELD_OUT:
+                body = {"model": "apportion", "messages": [{"role": "user", "content": question}]}
+                escalated += len(httpx.post(url + "/v1/chat/completions", json=body).json()["apportion"]["models"]) > 1
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            errors = watch_errors(page)
+            page.goto(url + "/dashboard")
+            page.wait_for_function("window.dashboard.charts['chart-models']?.data[0].length >= 2", timeout=10_000)
+            series = page.evaluate("window.dashboard.charts['chart-models'].series.map((s) => s.label)")
+            shares = page.evaluate("window.dashboard.charts['chart-escalated'].data[1].filter((v) => v !== null)")
+            models, figures = page.inner_text("#models"), page.inner_text(".figures")
+            budget = httpx.get(url + "/v1/budget").json()
+    assert escalated > 0 and series[1:] == ["large", "small"], "one line per model"
+    assert shares and all(0 <= share <= 1 for share in shares) and max(shares) > 0
+    large = next(row for row in budget["models"] if row["model"] == "large")
+    assert f"large\t20\t{large['samples']}" in models and f"{large['cost']:,.0f}" in models
+    assert "cost units (samples × price) / query" in figures
+    assert errors == []

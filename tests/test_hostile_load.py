@@ -76,7 +76,7 @@ def test_a_tenants_hints_are_capped_and_repaid_from_its_own_queries(
         assert modest["apportion"]["budget"] < 4.5, "the others are not cut to pay for the greedy one's hints"
         assert modest["apportion"]["budget"] == pytest.approx(view["operating_budget"], abs=0.05)
         after = httpx.post(url + "/v1/chat/completions", json=ask(seed=100), headers=key("greedy")).json()
-        # 40 hints about 3.7 above the fleet budget, repaid over a horizon of 200 queries: 0.74 lower now
+        # 40 hints about 3.7 above the fleet budget, repaid over a horizon of 100 queries: 1.5 lower now
         assert after["apportion"]["budget"] < modest["apportion"]["budget"] - 0.5, "the greedy tenant repays its own"
 
 

@@ -4,6 +4,7 @@ exact per model, in local memory and in Redis."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,9 @@ def test_backends_are_found_per_model_or_pinned_and_a_missing_model_stops_start_
             used = {m for i, q in enumerate(HELD_OUT[:20]) for m in ask(client, q, seed=i)["apportion"]["models"]}
             assert used == {"small", "large"}, "the pinned backend serves the policy's `large`, under its own name"
             assert client.get("/readyz").json()["models"] == {"small": "up", "large": "up"}
+            body = {"model": "vllm-large-awq", "messages": [{"role": "user", "content": HELD_OUT[0]}]}
+            direct = client.post("/v1/chat/completions", json=body).json()["apportion"]
+            assert direct["cost"] == 20.0, "the pinned backend's own name is priced as the model it serves"
         with gateway(cascade, pinned) as url:
             plain.__exit__(None, None, None)
             ready = httpx.get(url + "/readyz")
@@ -221,3 +225,20 @@ def test_a_tenants_file_with_a_period_needs_a_budget_and_a_known_period(tmp_path
     path = tenants_file(tmp_path, {"tenant": "t", "budget": 2.5, "budget_period": "monthly"})
     (tenant,) = Tenants.read(path, None).by_hash.values()
     assert tenant.quota == 2.5 and tenant.period_key(0.0) == "1970-01" and tenant.period_key(86400 * 40) == "1970-02"
+
+
+def test_the_demo_serves_the_cascade_against_random_routing_and_always_strong(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from files.outcomes import write_jsonl
+
+    for name, records in (("small", SMALL), ("large", LARGE)):
+        write_jsonl(tmp_path / f"{name}.jsonl", (q.to_record() for q in records))
+    files = ["--outcomes", str(tmp_path / "small.jsonl"), "--outcomes", str(tmp_path / "large.jsonl")]
+    code, out, err = run(capsys, "demo", *files, "--price", "large=20", "--budget", "8", "--queries", "120")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["models"] == ["small", "large"] and summary["queries"] == 120
+    assert summary["always_strong_cost"] == 20 and 0 < summary["escalated_share"] < 1
+    assert "random routing, same cost" in out and "always large" in out
+    code, _, err = run(capsys, "demo", "--outcomes", str(tmp_path / "small.jsonl"), "--price", "large=20")
+    assert code == 1 and "--price needs two outcome files" in err

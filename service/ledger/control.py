@@ -10,6 +10,12 @@ a model trained on other data), the realized mean returns to the target with no 
 
 The debt is clipped so the operating budget stays within what the policy can do (anti-windup): a target the
 policy cannot reach does not build up a debt that would swing spend the other way for hours afterwards.
+
+The horizon trades how far the realized mean can stray against how much the budget moves: with a cost per
+query of standard deviation σ, the debt wanders by about σ·√(horizon/2), so the mean over N queries is off by
+that over N, and the budget by σ/√(2·horizon). A cascade's cost varies three times as much as a sample count
+(one escalation at 20 times the price); at 100 queries, simulated over the gsm8k pair, the mean over 1,000
+queries strayed 0.7% (sd; 1.1% at 200, 0.6% at 50).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class BudgetController:
 
     lowest: float
     highest: float
-    horizon: float = 200.0
+    horizon: float = 100.0
     unit: str = "samples"
 
     def __post_init__(self) -> None:

@@ -13,11 +13,14 @@ import pytest
 from allocator.base import Policy
 from allocator.baselines import Uniform
 from allocator.data import Outcomes
+from allocator.routing import FixedCascade
+from oracle.fleet import align
 from oracle.synthetic import synthetic_outcomes
 from service.app import create_app
 from service.server_thread import ServerThread
 from service.settings import Settings
 from service.simulator import Simulator, create_simulator_app
+from tests.engines.servers import LLAMACPP_MODEL, VLLM_MODEL
 
 QUESTION = {"question": "What is 12 plus 30?"}
 
@@ -118,3 +121,57 @@ def test_the_simulator_answers_in_vllms_shapes(vllm_url: str, simulator: str, ro
     models_ours = httpx.get(f"{simulator}/models").json()["data"][0]
     assert set(models_ours) <= set(models_real)
     assert httpx.get(simulator.removesuffix("/v1") + "/health").status_code == 200
+
+
+def generation_tokens(base: str) -> float:
+    """vLLM's own count of the tokens it generated."""
+    text = httpx.get(base.removesuffix("/v1") + "/metrics").text
+    return sum(float(v) for v in re.findall(r"^vllm:generation_tokens_total\{[^}]*\} (\S+)", text, re.M))
+
+
+def test_a_cascade_across_two_engines_is_charged_the_tokens_they_report(vllm_url: str, llamacpp_url: str) -> None:
+    """llama.cpp's SmolLM2 as the cheap model, vLLM's tiny Llama at 20 times the price: each query samples the
+    cheap one first and escalates when its answers disagree (with models this small, they rarely agree); in
+    tokens, each model is charged its price times the completion tokens its engine reported, which for vLLM
+    is its own metric's count."""
+    cheap, dear = LLAMACPP_MODEL, VLLM_MODEL
+    records = [
+        (cheap, synthetic_outcomes(60, 8, seed=3, model=cheap)),
+        (dear, synthetic_outcomes(60, 8, seed=3, model=dear, skill=4.5)),
+    ]
+    data = Outcomes.of_fleet(align(records), (1, 2, 4, 8), {cheap: 1.0, dear: 20.0}, "samples")
+    policy = FixedCascade().fit(data, 40.0)
+    action = policy.actions_[policy.column_]
+    assert (action.model, action.then) == (cheap, dear)
+    settings = Settings(
+        model=Path("."), backends=[llamacpp_url, vllm_url], max_tokens=16, temperature=1.0, cost="tokens"
+    )
+    before = generation_tokens(vllm_url)
+    with ServerThread(create_app(settings, policy=policy)) as url:
+        ready = httpx.get(url + "/readyz").json()
+        replies = [
+            httpx.post(
+                url + "/v1/chat/completions",
+                timeout=300,
+                json={
+                    "model": "apportion",
+                    "seed": i,
+                    "messages": [{"role": "user", "content": f"What is {i} plus 30?"}],
+                },
+            ).json()
+            for i in range(4)
+        ]
+        budget = httpx.get(url + "/v1/budget").json()
+    generated = generation_tokens(vllm_url) - before
+    assert ready["models"] == {cheap: "up", dear: "up"}
+    used = [reply["apportion"]["models"] for reply in replies]
+    assert all(next(iter(models)) == cheap and models[cheap]["samples"] == action.samples for models in used)
+    escalated = [models for models in used if dear in models]
+    assert escalated, "answers this small disagree: the dear model is asked"
+    assert all(models[dear]["samples"] == action.then_samples for models in escalated)
+    reported = {m: sum(models.get(m, {}).get("tokens", 0) for models in used) for m in (cheap, dear)}
+    assert reported[dear] == generated, "the gateway's count of vLLM's tokens is vLLM's own"
+    rows = {row["model"]: row for row in budget["models"]}
+    assert {m: rows[m]["units"] for m in rows} == reported
+    assert rows[dear]["cost"] == 20.0 * generated and rows[cheap]["cost"] == reported[cheap]
+    assert budget["cost"] == pytest.approx(reported[cheap] + 20.0 * generated)
