@@ -143,10 +143,15 @@ class GatewayApp(FastAPI):
 
 
 def _prices(settings: Settings, policy: Policy, manifest: dict[str, Any]) -> Prices:
-    """The cost units: `--cost` and `--price` where given, else what the policy was trained with."""
-    trained = manifest.get("prices") or getattr(policy, "prices_", {})
-    unit = settings.cost or manifest.get("cost_unit") or "samples"
-    return Prices({**trained, **settings.price_table()}, unit)
+    """The cost units: `--cost` and `--price` where given, else what the policy was trained with. Another unit
+    than the model's would measure its budgets in the wrong one, so that is refused."""
+    trained = manifest.get("cost_unit")
+    if settings.cost is not None and trained is not None and settings.cost != trained:
+        raise SettingsError(
+            f"--cost {settings.cost}: the model was trained with cost in {trained}, and its budgets are in those "
+            f"units; train it again with --cost {settings.cost}"
+        )
+    return Prices({**policy.prices_, **settings.price_table()}, settings.cost or trained or "samples")
 
 
 def _starting_state(settings: Settings, policy: Policy, controller: BudgetController, prices: Prices) -> ControlState:

@@ -78,6 +78,8 @@ class _Query:
     degraded: list[str] = field(default_factory=list)
     rounds: int = 0
     backend_seconds: float = 0.0
+    overspend: float = 0.0
+    """What this query counts for in the controller while it runs: at least its budget, minus the target."""
 
 
 class Gateway:
@@ -111,6 +113,8 @@ class Gateway:
         self.backend_health: dict[str, str] = {}
         self.started = int(time.time())
         self.in_flight: dict[str, int] = {}
+        self.in_flight_overspend = 0.0
+        """The sum of the running queries' `overspend` (see `BudgetController.operating_budget`)."""
         self.replies: Replies = replies or LocalReplies(settings.idempotency_ttl, settings.idempotency_max_bytes)
         """Replies kept for requests with an id (see `service.idempotency`)."""
 
@@ -149,7 +153,7 @@ class Gateway:
         async with self._admitted(tenant):
             started = time.perf_counter()
             view = await self.ledger.view(tenant.name)
-            fleet = self.controller.operating_budget(view.state)
+            fleet = self.controller.operating_budget(view.state, self.in_flight_overspend)
             budget = fleet if model is not None else self._tenant_budget(tenant, view, fleet, budget_hint)
             cap = min(max_samples or self.settings.max_samples, self.settings.max_samples)
             loop = asyncio.get_running_loop()
@@ -160,6 +164,8 @@ class Gateway:
                 sampling,
                 loop.time() + self.settings.request_timeout,
             )
+            if model is None:
+                self._count_in_flight(query, budget - view.state.target)
             try:
                 done = await (
                     self._direct(messages, model, query) if model else self._draw(messages, budget, cap, query)
@@ -168,6 +174,8 @@ class Gateway:
                 if query.reservation is not None:
                     await self.ledger.release(tenant.name, query.reservation)
                 raise
+            finally:
+                self._count_in_flight(query, 0.0)
             samples = len(done.texts)
             charge = Charge(
                 charge_id or new_id(),
@@ -198,12 +206,20 @@ class Gateway:
         text = _question_text(messages)
         lam = self.policy.lam(budget) if self.policy.movable else self.policy.lam()
         plan = self.policy.plan(text, budget)
+        target = query.view.state.target
         while (step := plan.next(query.drawn)) is not None:
             model, k = step
             k = min(k, cap - len(query.answers))
-            if k <= 0 or not await self._round(messages, model, k, query) or (query.total.failed and not plan.adaptive):
+            if k <= 0 or not await self._round(messages, model, k, query):
+                break
+            self._count_in_flight(query, max(sum(use.cost for use in query.models.values()), budget) - target)
+            if query.total.failed and not plan.adaptive:
                 break
         return self._answered(query, plan.answer(query.drawn), budget, lam)
+
+    def _count_in_flight(self, query: _Query, overspend: float) -> None:
+        self.in_flight_overspend += overspend - query.overspend
+        query.overspend = overspend
 
     async def _direct(self, messages: list[dict[str, Any]], model: str, query: _Query) -> Answered:
         """One sample of a backend model a client named."""
@@ -316,6 +332,8 @@ class Gateway:
             self.in_flight[tenant.name] -= 1
             if not self.in_flight[tenant.name]:
                 del self.in_flight[tenant.name]
+                if not self.in_flight:
+                    self.in_flight_overspend = 0.0  # nothing runs: no rounding left over
 
     def _observe(self, done: Answered, tenant: Tenant, seconds: float) -> None:
         m = self.metrics

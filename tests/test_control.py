@@ -115,3 +115,13 @@ def test_uniform_serves_the_mix_of_any_budget(outcomes: Outcomes) -> None:
     texts = [f"question {i}" for i in range(4000)]
     ks = np.array(policy.ks_)[policy.choose_at(texts, 6.0)]
     assert set(ks) == {4, 8} and ks.mean() == pytest.approx(6.0, rel=0.05)
+
+
+def test_queries_still_running_count_at_what_they_spent_so_far() -> None:
+    """A burst of cheap answers must not raise the budget while the dear ones are still out: what those have
+    spent beyond the target already (one escalation at 20) lowers the next query's budget as a charge would."""
+    controller = BudgetController(lowest=1, highest=40, horizon=100)
+    state = controller.update(controller.start(8.0), 2.0)  # a cheap query came back first
+    assert controller.operating_budget(state) == pytest.approx(8.06)
+    assert controller.operating_budget(state, in_flight=22.0 - 8.0) == pytest.approx(7.92)
+    assert controller.operating_budget(state, in_flight=1e9) == 1, "within what the policy can spend"

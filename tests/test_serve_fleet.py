@@ -173,6 +173,10 @@ def test_serve_exits_2_in_one_line_when_no_backend_serves_a_model(
     with ServerThread(create_simulator_app(Simulator(SMALL, model="small"))) as url:
         code, _, err = run(capsys, "serve", "--model", str(tmp_path / "model"), "--backend", url + "/v1")
     assert code == 2 and "no backend serves the policy's model 'large'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(
+        capsys, "serve", "--model", str(tmp_path / "model"), "--backend", url + "/v1", "--cost", "tokens"
+    )
+    assert code == 1 and "trained with cost in samples" in err
 
 
 def test_in_tokens_a_quota_holds_the_most_a_round_can_cost(

@@ -97,9 +97,12 @@ class BudgetController:
         """Debt beyond what the operating budget's bounds can repay is forgiven."""
         return min(max(debt, self.horizon * (target - self.highest)), self.horizon * (target - self.lowest))
 
-    def operating_budget(self, state: ControlState) -> float:
-        """The budget at which to serve the next query."""
-        return min(max(state.target - state.debt / self.horizon, self.lowest), self.highest)
+    def operating_budget(self, state: ControlState, in_flight: float = 0.0) -> float:
+        """The budget at which to serve the next query. `in_flight` is what the queries still being answered
+        have spent beyond the target so far (at least their budget each): counted now, not when they end, since
+        the dear ones end last (a cascade that escalates takes more rounds), and a controller that heard only of
+        the cheap ones would raise the budget for a while after every burst."""
+        return min(max(state.target - (state.debt + in_flight) / self.horizon, self.lowest), self.highest)
 
     def tenant_budget(self, fleet: float, tenant_debt: float, hint: float | None = None) -> float:
         """A tenant's budget for its next query: the fleet's operating budget (or its own capped hint), less
