@@ -222,7 +222,7 @@ async def shifted_run(
 
 async def budget_view(client: httpx.AsyncClient) -> dict[str, Any]:
     view = (await client.get("/v1/budget")).json()
-    keys = ("target", "realized", "queries", "samples", "lambda", "operating_budget")
+    keys = ("target", "realized", "queries", "cost", "lambda", "operating_budget")
     return {key: view[key] for key in keys}
 
 

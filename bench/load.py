@@ -62,9 +62,9 @@ async def send_all(gateways: list[str], bodies: list[tuple[int, bytes]], concurr
 def ledger(url: str) -> dict[str, Any]:
     r = redis.Redis.from_url(url, decode_responses=True)
     fields = r.hgetall("apportion:ledger")
-    return {
+    return {  # samples as whole numbers: each model's (one model here, at price 1: its cost)
         "queries": int(fields["queries"]),
-        "samples": int(fields["samples"]),
+        "samples": sum(int(v) for v in r.hgetall("apportion:model_samples").values()),
         "tenant_samples": {k: int(v) for k, v in r.hgetall("apportion:tenant_samples").items()},
     }
 
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "errors": sum(1 for s, _ in replay if s != 200),
             "ledger_moved_by": after_replay["samples"] - after["samples"],
         },
-        "views_agree": views[0]["samples"] == views[1]["samples"] == after_replay["samples"],
+        "views_agree": views[0]["cost"] == views[1]["cost"] == after_replay["samples"],
         "warmup_errors": sum(1 for s, _ in warm if s != 200),
         "p": {"connections_per_client": SHARD},
     }
