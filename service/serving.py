@@ -283,11 +283,13 @@ class Gateway:
     def _tenant_budget(self, tenant: Tenant, view: LedgerView, fleet: float, hint: float | None) -> float:
         """The fleet's operating budget, or the tenant's hint capped at what it may ask (by default the fleet
         target), less the tenant's own debt: what it spent above the fleet's budget is repaid from its own
-        queries, never from everyone's."""
-        if hint is not None:
-            hint = min(hint, tenant.max_hint if tenant.max_hint is not None else view.state.target)
+        queries, never from everyone's. A hint never buys more than the cap, even on credit (a tenant served
+        below the fleet's budget has a negative debt, which its queries without a hint get back)."""
         debt = view.tenants.get(tenant.name, Spend()).debt
-        return self.controller.tenant_budget(fleet, debt, hint)
+        if hint is None:
+            return self.controller.tenant_budget(fleet, debt)
+        cap = tenant.max_hint if tenant.max_hint is not None else view.state.target
+        return min(self.controller.tenant_budget(fleet, debt, min(hint, cap)), max(cap, self.controller.lowest))
 
     async def _reserve(self, query: _Query, model: str, k: int) -> int:
         """Hold the most the round's `k` samples can cost against the tenant's quota (or what is left of it),
