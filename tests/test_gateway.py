@@ -64,9 +64,9 @@ def test_every_failure_has_openais_error_format(policy: Policy, backend: str) ->
         chat = url + "/v1/chat/completions"
         message = [{"role": "user", "content": "What is 2 + 2?"}]
         assert_error(
-            httpx.post(chat, json={"model": "apportion", "messages": message, "stream": True}),
+            httpx.post(chat, json={"model": "apportion", "messages": message, "stream_options": {}}),
             400,
-            "stream_unsupported",
+            "invalid_value",
         )
         assert_error(httpx.post(chat, json={"model": "apportion", "messages": message, "n": 3}), 400)
         assert_error(httpx.post(chat, content=b"{not json", headers={"content-type": "application/json"}), 400)
