@@ -66,6 +66,10 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
     tenants = Tenants.read(settings.tenants, settings.admin_key.get_secret_value() if settings.admin_key else None)
     fleet = discover([parse_backend(b) for b in settings.backends], policy.models(), settings.backend_model)
     aliases = {name: model for model, backends in fleet.pools.items() for _, name in backends if name and name != model}
+    unknown = sorted(set(settings.price_table()) - set(fleet.pools) - set(fleet.direct))
+    if unknown:
+        known = ", ".join(dict.fromkeys([*fleet.pools, *fleet.direct]))
+        raise SettingsError(f"--price {unknown[0]}: no model of that name (the policy's and the backends': {known})")
     prices = replace(prices, aliases=aliases)
     GuardedHttpToolsProtocol.header_timeout = settings.header_timeout  # the servers run one gateway each
     lowest, highest = policy.spend_range()

@@ -23,7 +23,7 @@ from oracle.synthetic import synthetic_outcomes
 from service.app import create_app
 from service.fleet import FleetError, discover, parse_backend
 from service.server_thread import ServerThread
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 from service.simulator import Simulator, create_simulator_app
 from tests.conftest import key, tenants_file
 from tests.test_cli import run
@@ -145,6 +145,10 @@ def test_backends_are_found_per_model_or_pinned_and_a_missing_model_stops_start_
         assert "'large'" in message and "vllm-large-awq" in message and "--backend large=URL" in message
         with pytest.raises(FleetError, match="the policy has no model 'medium'"):
             create_app(Settings(backends=[f"medium={plain_url}/v1"]), policy=cascade)
+        with pytest.raises(SettingsError, match="--price larg: no model of that name"):
+            create_app(
+                Settings(backends=[small_url + "/v1", f"large={plain_url}/v1"], prices=["larg=20"]), policy=cascade
+            )
         pinned = [small_url + "/v1", f"large={plain_url}/v1"]
         with gateway(cascade, pinned) as url, httpx.Client(base_url=url, timeout=60) as client:
             assert [m["id"] for m in client.get("/v1/models").json()["data"]] == [
