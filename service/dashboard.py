@@ -40,5 +40,6 @@ async def data(request: Request, gw: GatewayDep, who: TenantDep) -> dict[str, An
         "history": gw.history.snapshot(),
         "backends": gw.backend_health,
         "policy": gw.policy.name,
+        "models": gw.policy.models(),
         "viewer": {"tenant": who.name, "admin": who.admin, "open": tenants.open},
     }

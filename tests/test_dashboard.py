@@ -95,6 +95,7 @@ def test_after_traffic_the_charts_show_it_and_the_admin_changes_the_target(
     assert page.inner_text("#queries") == "30"
     assert "search" in page.inner_text("#tenants") and "no limit" in page.inner_text("#tenants")
     assert page.is_visible("#target-panel") and not page.is_visible("#read-only")
+    assert not page.is_visible("#escalated-figure"), "one model: no escalation to chart"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     page.fill("#new-target", "2.5")
@@ -161,6 +162,9 @@ def test_a_cascade_shows_its_spend_by_model_and_the_share_escalated(browser: Bro
             page.wait_for_function("window.dashboard.charts['chart-models']?.data[0].length >= 2", timeout=10_000)
             series = page.evaluate("window.dashboard.charts['chart-models'].series.map((s) => s.label)")
             shares = page.evaluate("window.dashboard.charts['chart-escalated'].data[1].filter((v) => v !== null)")
+            assert page.is_visible("#escalated-figure")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-cascade.png"), full_page=True)
             models, figures = page.inner_text("#models"), page.inner_text(".figures")
             budget = httpx.get(url + "/v1/budget").json()
     assert escalated > 0 and series[1:] == ["large", "small"], "one line per model"

@@ -18,11 +18,11 @@ function size(element) {
 
 const compact = (u, splits) => splits.map((v) => (v === null ? "" : Number(v.toPrecision(3)).toString()));
 
-function lineChart(id, series, yLabel) {
+function lineChart(id, series, yLabel, yRange) {
   const element = $(id);
   const options = {
     ...size(element),
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
     series: [{}, ...series.map(([label, stroke, dash]) => ({ label, stroke, width: 2, dash, spanGaps: true }))],
     axes: [{}, { label: yLabel, size: 60, values: compact }],
   };
@@ -51,7 +51,7 @@ function setup() {
   lineChart("chart-lambda", [["λ", "#7a3fc4"]], "λ");
   lineChart("chart-rate", [["requests/s", "#2f8f5b"]], "req/s");
   lineChart("chart-latency", [["gateway", "#2f6fde"], ["backend", "#b35c00"]], "ms");
-  lineChart("chart-escalated", [["escalated", "#b35c00"]], "share");
+  lineChart("chart-escalated", [["escalated", "#b35c00"]], "share", [0, 1]);
   barChart("chart-samples", "queries", "#2f6fde");
   barChart("chart-agreement", "queries", "#2f8f5b");
 }
@@ -106,6 +106,7 @@ function draw(data) {
   charts["chart-lambda"].setData([s.t, s.lam]);
   charts["chart-rate"].setData([s.t, s.rate]);
   charts["chart-latency"].setData([s.t, s.latency_ms, s.backend_ms]);
+  $("escalated-figure").hidden = data.models.length < 2;  // one model: nothing to escalate to
   charts["chart-escalated"].setData([s.t, s.escalated]);
   setModels(s.t, data.history.cost_by_model);
   for (const element of document.querySelectorAll(".cost-unit")) element.textContent = `${budget.unit} / query`;
