@@ -91,9 +91,10 @@ def create_app(settings: Settings, *, policy: Policy | None = None) -> FastAPI:
                 model: BackendPool([url for url, _ in backends], client, models=[n for _, n in backends], **options)
                 for model, backends in fleet.pools.items()
             }
-            for pool in pools.values():
-                for model_id in await pool.models():  # names of backends that were down when the fleet was found
-                    fleet.direct.setdefault(model_id, [b.url for b in pool.backends])
+            for pool in pools.values():  # backends that were down when the fleet was found: their names now
+                for url, ids in (await pool.name_backends()).items():
+                    for model_id in ids:
+                        fleet.direct.setdefault(model_id, []).append(url)
             direct = {
                 model_id: BackendPool(urls, client, model=model_id, **options)
                 for model_id, urls in fleet.direct.items()

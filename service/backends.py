@@ -277,18 +277,20 @@ class BackendPool:
             backend.fanout = "parallel" if len(draw.texts) < n else "n"
         return draw
 
-    async def models(self) -> list[str]:
-        """Model ids each reachable backend serves (fills in the name sent to a backend that had none)."""
-        found: list[str] = []
+    async def name_backends(self) -> dict[str, list[str]]:
+        """Ask each backend that has no model name yet what it serves and name it after the first; by URL, the
+        model ids each of those listed (backends that could not be asked are left out)."""
+        found: dict[str, list[str]] = {}
         for backend in self.backends:
+            if backend.model is not None:
+                continue
             try:
                 async with self.client.get(f"{backend.url}/models") as response:
                     ids = [str(card["id"]) for card in json.loads(await response.read())["data"]]
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
                 continue
-            if backend.model is None and ids:
-                backend.model = ids[0]
-            found += ids
+            backend.model = ids[0] if ids else None
+            found[backend.url] = ids
         return found
 
     async def health(self, backends: Sequence[Backend] | None = None) -> dict[str, str]:

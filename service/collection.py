@@ -35,7 +35,7 @@ async def collect(
     gate = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as client:
         pool = BackendPool([backend], client, model=model, retries=3)
-        await pool.models()
+        await pool.name_backends()
         with tqdm(total=len(tasks), unit="question", desc="collect") as bar:
 
             async def one(task: Task) -> None:

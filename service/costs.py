@@ -31,9 +31,9 @@ class Prices:
     def cost(self, model: str, samples: int, tokens: int) -> float:
         return self.price(model) * self.units(samples, tokens)
 
-    def most(self, model: str, samples: int, max_tokens: int) -> float:
-        """The most a round can cost (every sample at max_tokens in tokens): what a quota holds for it."""
-        return self.price(model) * samples * (max_tokens if self.unit == "tokens" else 1)
+    def most(self, model: str, max_tokens: int) -> float:
+        """The most one sample can cost (max_tokens of it, in tokens): what a quota holds for each."""
+        return self.price(model) * (max_tokens if self.unit == "tokens" else 1)
 
     @property
     def label(self) -> str:

@@ -49,10 +49,6 @@ class Fleet:
     listed: dict[str, list[str] | str] = field(default_factory=dict)
     """URL → the model ids it listed, or why it could not be asked."""
 
-    @property
-    def backend_models(self) -> list[str]:
-        return list(self.direct)
-
 
 def discover(
     specs: Sequence[BackendSpec],

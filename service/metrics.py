@@ -52,6 +52,7 @@ class Metrics:
             ["models"],
             registry=r,
         )
+        self._per_model: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
         self.agreement = Histogram(
             "apportion_agreement",
             "Share of samples agreeing with the answer",
@@ -66,6 +67,19 @@ class Metrics:
         self.target = Gauge("apportion_target_cost", "Fleet target: mean cost per query", **gauge)  # type: ignore[arg-type]
         self.realized = Gauge("apportion_realized_cost", "Realized mean cost per query in the window", **gauge)  # type: ignore[arg-type]
         self.operating = Gauge("apportion_operating_budget", "Budget the next query is served at", **gauge)  # type: ignore[arg-type]
+
+    def per_model(self, model: str, tenant: str) -> tuple[Counter, Counter, Counter]:
+        """Cost, samples and tokens counters of one model and tenant, labelled once: `labels()` takes a lock and
+        builds a key on every call, and the hot path would call it three times per model per query. Bounded: models
+        come from the backends, tenants from the tenants file."""
+        found = self._per_model.get((model, tenant))
+        if found is None:
+            found = self._per_model[model, tenant] = (
+                self.cost_total.labels(model, tenant),
+                self.model_samples.labels(model, tenant),
+                self.model_tokens.labels(model, tenant),
+            )
+        return found
 
     def exposition(self) -> bytes:
         """The text format; in multiprocess mode, every worker's values combined."""

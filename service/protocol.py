@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from service.tenants import Period
+
 REQUEST_ID_LENGTH = 128  # characters, for the body's request_id and the X-Request-ID header alike
 
 
@@ -183,7 +185,7 @@ class TenantSpend(BaseModel):
     quota: float | None = Field(serialization_alias="budget")
     """What the tenant may spend, in all or per period (`budget` in the API and the tenants file); None: no
     limit."""
-    period: Literal["daily", "monthly"] | None = Field(default=None, serialization_alias="budget_period")
+    period: Period | None = Field(default=None, serialization_alias="budget_period")
     left: float | None
     """What is left of the budget (in this period, for a periodic one)."""
 

@@ -57,7 +57,11 @@ class Answered:
 
     @property
     def cost(self) -> float:
-        return sum(use.cost for use in self.models.values())
+        return total_cost(self.models)
+
+
+def total_cost(models: Mapping[str, ModelUse]) -> float:
+    return sum(use.cost for use in models.values())
 
 
 @dataclass
@@ -168,7 +172,7 @@ class Gateway:
                 self._count_in_flight(query, budget - view.state.target)
             try:
                 done = await (
-                    self._direct(messages, model, query) if model else self._draw(messages, budget, cap, query)
+                    self._direct(messages, model, budget, query) if model else self._draw(messages, budget, cap, query)
                 )
             except BaseException:
                 if query.reservation is not None:
@@ -212,7 +216,7 @@ class Gateway:
             k = min(k, cap - len(query.answers))
             if k <= 0 or not await self._round(messages, model, k, query):
                 break
-            self._count_in_flight(query, max(sum(use.cost for use in query.models.values()), budget) - target)
+            self._count_in_flight(query, max(total_cost(query.models), budget) - target)
             if query.total.failed and not plan.adaptive:
                 break
         return self._answered(query, plan.answer(query.drawn), budget, lam)
@@ -221,10 +225,10 @@ class Gateway:
         self.in_flight_overspend += overspend - query.overspend
         query.overspend = overspend
 
-    async def _direct(self, messages: list[dict[str, Any]], model: str, query: _Query) -> Answered:
+    async def _direct(self, messages: list[dict[str, Any]], model: str, budget: float, query: _Query) -> Answered:
         """One sample of a backend model a client named."""
         await self._round(messages, model, 1, query, self.direct[model])
-        return self._answered(query, majority(query.answers), self.operating_budget(query.view), None)
+        return self._answered(query, majority(query.answers), budget, None)
 
     async def _round(
         self, messages: list[dict[str, Any]], model: str, k: int, query: _Query, pool: BackendPool | None = None
@@ -297,7 +301,7 @@ class Gateway:
         never passes a quota, however many of the tenant's queries run at once."""
         tenant = query.tenant
         assert tenant.quota is not None and query.reservation is not None
-        each = self.prices.most(model, 1, query.sampling.max_tokens)
+        each = self.prices.most(model, query.sampling.max_tokens)
         seconds = self.settings.request_timeout + 30  # a reservation outlives its query, then lapses
         hold = Hold(tenant.name, query.reservation, k * each, tenant.quota, seconds, tenant.period_key())
         granted = int(await self.ledger.reserve(hold) / each + 1e-9)
@@ -343,9 +347,10 @@ class Gateway:
         m.samples.observe(samples)
         m.samples_total.labels(tenant.name).inc(samples)
         for model, use in done.models.items():
-            m.cost_total.labels(model, tenant.name).inc(use.cost)
-            m.model_samples.labels(model, tenant.name).inc(use.samples)
-            m.model_tokens.labels(model, tenant.name).inc(use.tokens)
+            cost, samples_of_model, tokens = m.per_model(model, tenant.name)
+            cost.inc(use.cost)
+            samples_of_model.inc(use.samples)
+            tokens.inc(use.tokens)
         m.queries_by_models.labels(str(len(done.models))).inc()
         m.agreement.observe(done.verdict.agreement)
         m.backend_time.observe(done.backend_seconds)
