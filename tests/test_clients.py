@@ -158,3 +158,24 @@ def test_litellm_sdk_as_a_client(url: str, questions: list[Question]) -> None:
         model="openai/apportion", api_base=url + "/v1", api_key="unused", messages=messages, seed=5, stream=True
     )
     assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed) == content
+
+
+def test_hostile_pass_through_values_are_refused_before_any_backend(
+    four_samples: Policy, questions: list[Question]
+) -> None:
+    """What is passed to the backends is bounded: a logit_bias of thousands of entries, a bias or penalty out of
+    OpenAI's range, or a stream option nobody defined, is a 400 and no backend is asked."""
+    recorder = fake_backend()
+    with ServerThread(recorder) as backend:
+        settings = Settings(backends=[backend + "/v1"])
+        with ServerThread(create_app(settings, policy=four_samples)) as gateway:
+            for extra in (
+                {"logit_bias": {str(i): 1 for i in range(301)}},
+                {"logit_bias": {"1": 1000}},
+                {"presence_penalty": 9},
+                {"stream": True, "stream_options": {"include_usage": True, "evil": 1}},
+            ):
+                reply = httpx.post(gateway + "/v1/chat/completions", json=ask(questions[0], **extra))
+                assert reply.status_code == 400, extra
+                assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert recorder.state.calls == 0
